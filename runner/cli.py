@@ -1,0 +1,469 @@
+"""The command line: argv in, an exit code out. `main(argv, stdout, stderr)` is a plain
+function (tests call it); only the console script and `python -m runner` exit with it.
+
+    runner [OPTIONS] [TASK [TASK-OPTIONS]]...
+    runner graph|init|... (built-in commands; a task of the same name wins, except for
+    the two-word commands `ci github` and `cache info|clean|prune`)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, EXIT_OK, UsageError, UserError, did_you_mean
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TextIO
+
+    from .graph import Graph
+    from .loader import Project
+
+HELP = """\
+usage: runner [OPTIONS] [TASK [TASK-OPTIONS]]...
+       runner graph [TASK...] [--format tree|mermaid|dot|json]
+       runner init
+
+Run tasks from tasksfile.py and the tasks they depend on. With no TASK, run the
+default task, or list the tasks when there is none.
+
+options:
+  -l, --list            list the tasks (--json for machines)
+  -f, --file PATH       the tasksfile (default: tasksfile.py here or in a parent)
+  -C DIR                run as if started in DIR
+  -j, --jobs N          run up to N tasks at once (default: the number of CPUs)
+  -B, --force           run tasks even when they are up to date
+  -n, --dry-run         show what would run, and why, without running it
+  -k, --keep-going      after a failure, go on with what does not depend on it
+  --since REF           only tasks whose inputs changed since git REF
+  --no-cache            neither read nor write the cache
+  --remote-cache URL    share the cache through URL
+  -v, --verbose         say why each task runs; tracebacks for errors
+  -q, --quiet           print task output and failures only
+  --log-format FORMAT   text (default) or json: one JSON object per event
+  --version             print the version
+  -h, --help            this help; TASK --help shows a task's options
+
+exit codes: 0 success, 1 a task failed, 2 usage or definition error, 130 interrupted
+"""
+
+COMMANDS = ("graph", "init")
+
+
+class Options:
+    """The global options, as parsed; None means "not given"."""
+
+    def __init__(self) -> None:
+        self.file: str | None = None
+        self.directory: str | None = None
+        self.jobs: int | None = None
+        self.force = False
+        self.dry_run = False
+        self.keep_going = False
+        self.since: str | None = None
+        self.no_cache = False
+        self.remote_cache: str | None = None
+        self.verbose = 0
+        self.quiet = False
+        self.log_format = "text"
+        self.version = False
+        self.list = False
+        self.json = False
+        self.help = False
+        self.format: str | None = None
+
+
+# option -> (attribute, takes a value)
+_GLOBAL: dict[str, tuple[str, bool]] = {
+    "-f": ("file", True), "--file": ("file", True),
+    "-C": ("directory", True), "--directory": ("directory", True),
+    "-j": ("jobs", True), "--jobs": ("jobs", True),
+    "-B": ("force", False), "--force": ("force", False),
+    "-n": ("dry_run", False), "--dry-run": ("dry_run", False),
+    "-k": ("keep_going", False), "--keep-going": ("keep_going", False),
+    "--since": ("since", True),
+    "--no-cache": ("no_cache", False),
+    "--remote-cache": ("remote_cache", True),
+    "-v": ("verbose", False), "--verbose": ("verbose", False),
+    "-q": ("quiet", False), "--quiet": ("quiet", False),
+    "--log-format": ("log_format", True),
+    "--version": ("version", False),
+    "-l": ("list", False), "--list": ("list", False),
+    "--json": ("json", False),
+    "-h": ("help", False), "--help": ("help", False),
+    "--format": ("format", True),
+}
+
+
+def _set_global(opts: Options, flag: str, value: str | None) -> None:
+    attr, _ = _GLOBAL[flag]
+    if attr == "jobs":
+        try:
+            jobs = int(value or "")
+        except ValueError:
+            raise UsageError(f"{flag} expects a whole number, got {value!r}") from None
+        if jobs < 1:
+            raise UsageError(f"{flag} must be at least 1, got {jobs}")
+        opts.jobs = jobs
+    elif attr == "log_format":
+        if value not in ("text", "json"):
+            raise UsageError(f"--log-format expects text or json, got {value!r}")
+        opts.log_format = value
+    elif attr == "verbose":
+        opts.verbose += 1
+    elif _GLOBAL[flag][1]:
+        setattr(opts, attr, value)
+    else:
+        setattr(opts, attr, True)
+
+
+def _split(word: str) -> tuple[str, str | None]:
+    """`--opt=value` -> (`--opt`, `value`); `-j4` -> (`-j`, `4`)."""
+    if word.startswith("--"):
+        name, eq, value = word.partition("=")
+        return name, (value if eq else None)
+    if len(word) > 2 and word[:2] in _GLOBAL and _GLOBAL[word[:2]][1]:
+        return word[:2], word[2:]
+    return word, None
+
+
+def _take_global(opts: Options, words: list[str], i: int) -> int | None:
+    """Apply the global option at words[i]; the index after it, or None if it is not
+    one (bundled short flags like -nB count)."""
+    word = words[i]
+    flag, value = _split(word)
+    if flag in _GLOBAL:
+        if _GLOBAL[flag][1]:
+            if value is None:
+                if i + 1 >= len(words):
+                    raise UsageError(f"option {flag} needs a value")
+                value = words[i + 1]
+                i += 1
+        elif value is not None:
+            raise UsageError(f"option {flag} takes no value")
+        _set_global(opts, flag, value)
+        return i + 1
+    if not word.startswith("--") and len(word) > 2:  # -nB, -kj4
+        letters = word[1:]
+        for k, ch in enumerate(letters):
+            f = "-" + ch
+            if f not in _GLOBAL:
+                return None
+            if _GLOBAL[f][1]:
+                rest = letters[k + 1:]
+                if not rest:
+                    if i + 1 >= len(words):
+                        raise UsageError(f"option {f} needs a value")
+                    _set_global(opts, f, words[i + 1])
+                    return i + 2
+                _set_global(opts, f, rest)
+                return i + 1
+            _set_global(opts, f, None)
+        return i + 1
+    return None
+
+
+def parse_globals(argv: list[str]) -> tuple[Options, list[str]]:
+    """Global options before the first word; the rest (from the first word on) is left
+    for the tasks to claim their own options first."""
+    opts = Options()
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            return opts, argv[i + 1:]
+        if not word.startswith("-") or word == "-":
+            break
+        nxt = _take_global(opts, argv, i)
+        if nxt is None:
+            raise UsageError(f"unknown option {word}{did_you_mean(_split(word)[0], _GLOBAL)}")
+        i = nxt
+    return opts, argv[i:]
+
+
+def main(argv: list[str] | None = None, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    """Run runner with these arguments; return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    opts = Options()
+    try:
+        opts, rest = parse_globals(argv)
+        return _dispatch(opts, rest, out, err)
+    except UserError as e:
+        if opts.verbose:
+            import traceback
+
+            traceback.print_exc(file=err)
+        err.write(e.show() + "\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        err.write("runner: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
+    if opts.version:
+        out.write(f"runner {__version__}\n")
+        return EXIT_OK
+    if opts.help and not words:
+        out.write(HELP)
+        return EXIT_OK
+    start = opts.directory or os.getcwd()
+    if opts.directory is not None and not os.path.isdir(opts.directory):
+        raise UsageError(f"-C {opts.directory}: no such directory")
+    from .loader import NoTasksfileError, find_project, load_tasks
+
+    if words and words[0] == "init":
+        try:
+            project: Project | None = find_project(start, opts.file)
+        except NoTasksfileError:
+            project = None
+        if project is None or os.path.dirname(project.tasksfile) != os.path.abspath(start):
+            from .scaffold import init_project
+
+            return init_project(os.path.abspath(start), out, words[1:])
+    project = find_project(start, opts.file)
+    from .graph import Graph
+
+    graph = Graph(load_tasks(project.tasksfile, project.root))
+    if opts.list:
+        from . import describe
+
+        out.write(describe.list_json(graph) if opts.json else
+                  describe.list_text(graph, project.tasksfile))
+        return EXIT_OK
+    if words and words[0] in COMMANDS and words[0] not in graph:
+        return _command(words[0], opts, words[1:], project, graph, out, err)
+    return _run(opts, words, project, graph, out, err)
+
+
+def _command(name: str, opts: Options, words: list[str], project: Project, graph: Graph,
+             out: TextIO, err: TextIO) -> int:
+    targets: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("-"):
+            nxt = _take_global(opts, words, i)
+            if nxt is None:
+                raise UsageError(f"unknown option {word} for `runner {name}`"
+                                 f"{did_you_mean(_split(word)[0], _GLOBAL)}")
+            i = nxt
+            continue
+        targets.append(word)
+        i += 1
+    if name == "graph":
+        from . import describe
+
+        fmt = opts.format or "tree"
+        if fmt not in describe.GRAPH_FORMATS:
+            raise UsageError(f"--format expects one of {', '.join(describe.GRAPH_FORMATS)}, "
+                             f"got {fmt!r}{did_you_mean(fmt, describe.GRAPH_FORMATS)}")
+        if not targets:
+            targets = [n for n in graph.names()]
+            needed = {d for n in targets for d in graph.deps(n)}
+            roots = [n for n in targets if n not in needed]
+        else:
+            roots = [graph.resolve(t).name for t in targets]
+        order = graph.select(targets)
+        encoding = (getattr(out, "encoding", None) or "utf-8").lower()
+        out.write(describe.graph_text(graph, order, roots, fmt,
+                                      ascii_only="utf" not in encoding))
+        return EXIT_OK
+    raise AssertionError(name)
+
+
+def _parse_invocations(opts: Options, words: list[str], graph: Graph
+                       ) -> list[tuple[str, dict[str, Any]]]:
+    """`build test --k=x --verbose lint` -> [(build, {}), (test, {k: x, verbose: True}),
+    (lint, {})]. A global option may follow a task when the task has no option of that
+    name."""
+    from .describe import usage
+
+    invocations: list[tuple[str, dict[str, Any]]] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "-" or not word.startswith("-"):
+            t = graph.resolve(word)
+            invocations.append((t.name, {}))
+            i += 1
+            continue
+        current = graph.tasks[invocations[-1][0]] if invocations else None
+        flag, value = _split(word)
+        param = None
+        negated = False
+        if current is not None and flag.startswith("--"):
+            for p in current.params:
+                if p.option == flag:
+                    param = p
+                elif p.type is bool and flag == "--no-" + p.option[2:]:
+                    param, negated = p, True
+        if param is None and current is not None and flag in ("-h", "--help"):
+            opts.help = True
+            i += 1
+            continue
+        if param is None:
+            nxt = _take_global(opts, words, i)
+            if nxt is None:
+                known = list(_GLOBAL)
+                where = ""
+                if current is not None:
+                    known += [p.option for p in current.params]
+                    where = f" for task '{current.name}'"
+                raise UsageError(f"unknown option {flag}{where}{did_you_mean(flag, known)}",
+                                 details=usage(current) if current else "")
+            i = nxt
+            continue
+        assert current is not None
+        if param.type is bool and value is None:
+            converted: Any = not negated
+            i += 1
+        else:
+            if value is None:
+                if i + 1 >= len(words):
+                    raise UsageError(f"task '{current.name}': option {flag} needs a value",
+                                     details=usage(current))
+                value = words[i + 1]
+                i += 1
+            if negated:
+                raise UsageError(f"task '{current.name}': {flag} takes no value",
+                                 details=usage(current))
+            try:
+                converted = param.convert(value)
+            except ValueError as e:
+                raise UsageError(f"task '{current.name}': {e}", details=usage(current)
+                                 ) from None
+            i += 1
+        invocations[-1][1][param.name] = converted
+    return invocations
+
+
+def _task_args(graph: Graph, order: list[str], invocations: list[tuple[str, dict[str, Any]]]
+               ) -> dict[str, dict[str, Any]]:
+    """The arguments of every task of the run: the defaults, with the command line's on
+    top; a required option that nobody gave is an error."""
+    from .describe import usage
+
+    given: dict[str, dict[str, Any]] = {}
+    for name, values in invocations:
+        if name in given and given[name] != values:
+            raise UsageError(f"task '{name}' is given twice with different options")
+        given[name] = values
+    args: dict[str, dict[str, Any]] = {}
+    for name in order:
+        t = graph.tasks[name]
+        values = t.default_args()
+        values.update(given.get(name, {}))
+        missing = [p.option for p in t.params if p.required and p.name not in values]
+        if missing:
+            needer = "" if name in given else \
+                " (it is needed by " + ", ".join(sorted(
+                    n for n in order if name in graph.deps(n))) + ")"
+            raise UsageError(f"task '{name}' needs {', '.join(missing)}{needer}",
+                             details=usage(t))
+        args[name] = values
+    return args
+
+
+def _run(opts: Options, words: list[str], project: Project, graph: Graph, out: TextIO,
+         err: TextIO) -> int:
+    invocations = _parse_invocations(opts, words, graph)
+    if opts.help:
+        from .describe import task_help
+
+        if not invocations:
+            out.write(HELP)
+        for name, _ in invocations:
+            out.write(task_help(graph.tasks[name], graph))
+        return EXIT_OK
+    if not invocations:
+        if graph.default is None:
+            from .describe import list_text
+
+            out.write(list_text(graph, project.tasksfile))
+            return EXIT_OK
+        invocations = [(graph.default, {})]
+    order = graph.select([name for name, _ in invocations])
+    args = _task_args(graph, order, invocations)
+    from .plan import Planner
+
+    planner = Planner(graph, force=opts.force)
+    if opts.dry_run:
+        return _dry_run(order, graph, args, planner, out)
+    return _execute(opts, project, graph, order, args, planner, out, err)
+
+
+def _dry_run(order: list[str], graph: Graph, args: dict[str, dict[str, Any]],
+             planner: Any, out: TextIO) -> int:
+    """What would run, in order, and why; nothing runs and nothing is written."""
+    from .plan import RUN
+
+    width = max(len(n) for n in order)
+    will_run: dict[str, bool] = {}
+    lines = []
+    for name in order:
+        decision = planner.decide(name, args[name], {d: will_run[d] for d in graph.deps(name)})
+        will_run[name] = decision.action == RUN
+        lines.append(f"  {decision.action:<8} {name:<{width}}  {decision.reason}")
+    n_run = sum(will_run.values())
+    out.write(f"dry run: {n_run} of {len(order)} tasks would run, in this order:\n")
+    out.write("\n".join(lines) + "\n")
+    planner.close()
+    return EXIT_OK
+
+
+def _execute(opts: Options, project: Project, graph: Graph, order: list[str],
+             args: dict[str, dict[str, Any]], planner: Any, out: TextIO, err: TextIO) -> int:
+    from .events import Bus
+    from .executor import Executor
+    from .ui import make_renderer
+
+    config = project.config
+    jobs = opts.jobs or config.jobs or _cpu_count()
+    parallel = jobs > 1 and not graph.is_chain(order)
+    run_id = os.urandom(8).hex()
+    bus = Bus()
+    renderer = make_renderer(out, err, log_format=opts.log_format, quiet=opts.quiet,
+                             verbose=bool(opts.verbose), prefix=parallel,
+                             width=max(len(n) for n in order), run_id=run_id)
+    bus.subscribe(renderer)
+    from .events import RunFinished, RunStarted
+
+    bus.emit(RunStarted(run_id, order, jobs))
+    executor = Executor(graph, order, args, planner=planner, bus=bus, jobs=jobs,
+                        keep_going=opts.keep_going, root=project.root,
+                        grace=config.kill_timeout, interactive=not parallel)
+    try:
+        outcome = executor.run()
+    finally:
+        planner.close()
+    status = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "ok")
+    bus.emit(RunFinished(run_id, status, outcome.duration, outcome.exit_code,
+                         outcome.counts()))
+    renderer.summary(outcome)
+    return outcome.exit_code
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def run_entry(entry: Callable[[], int]) -> int:
+    """Run `entry`; as PID 1 (a container's entrypoint), first fork a child to do the
+    work while this process reaps every orphan the way an init does."""
+    if os.getpid() == 1 and hasattr(os, "fork"):
+        from .proc import run_as_init
+
+        return run_as_init(entry)
+    return entry()

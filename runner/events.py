@@ -1,0 +1,127 @@
+"""What happens during a run, as events: the executor emits them, the UI, the state
+store and plugins listen. The executor never prints."""
+
+from __future__ import annotations
+
+import threading
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+# A finished task's status.
+OK = "ok"              # ran and succeeded
+CACHED = "cached"      # up to date: skipped, outputs already in place
+RESTORED = "restored"  # up to date: outputs restored from the cache
+FAILED = "failed"      # ran and failed (or timed out)
+SKIPPED = "skipped"    # not run: a dep failed, or the run stopped first
+CANCELLED = "cancelled"  # stopped while it ran (interrupt)
+
+SUCCESS = frozenset((OK, CACHED, RESTORED))
+
+
+class Event:
+    """Base of all events; `to_dict()` is the JSON log line."""
+
+    __slots__ = ()
+    kind = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"event": self.kind}
+        for k in self.__slots__:
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        return d
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_dict()})"
+
+
+class RunStarted(Event):
+    __slots__ = ("run_id", "tasks", "jobs")
+    kind = "run_started"
+
+    def __init__(self, run_id: str, tasks: list[str], jobs: int) -> None:
+        self.run_id, self.tasks, self.jobs = run_id, tasks, jobs
+
+
+class TaskStarted(Event):
+    __slots__ = ("task", "reason", "attempt")
+    kind = "task_started"
+
+    def __init__(self, task: str, reason: str | None = None, attempt: int = 1) -> None:
+        self.task, self.reason, self.attempt = task, reason, attempt
+
+
+class TaskCommand(Event):
+    __slots__ = ("task", "cmd")
+    kind = "task_command"
+
+    def __init__(self, task: str, cmd: str) -> None:
+        self.task, self.cmd = task, cmd
+
+
+class TaskOutput(Event):
+    __slots__ = ("task", "line", "stream")
+    kind = "task_output"
+
+    def __init__(self, task: str, line: str, stream: str = "stdout") -> None:
+        self.task, self.line, self.stream = task, line, stream
+
+
+class TaskRetrying(Event):
+    __slots__ = ("task", "attempt", "delay", "error")
+    kind = "task_retrying"
+
+    def __init__(self, task: str, attempt: int, delay: float, error: str) -> None:
+        self.task, self.attempt, self.delay, self.error = task, attempt, delay, error
+
+
+class TaskFinished(Event):
+    """A task is done: ran (ok, failed, cancelled), was up to date (cached, restored)
+    or did not run (skipped). `saved` is the time a cache hit saved, in seconds."""
+
+    __slots__ = ("task", "status", "duration", "exit_code", "error", "cmd", "reason",
+                 "saved")
+    kind = "task_finished"
+
+    def __init__(self, task: str, status: str, duration: float = 0.0,
+                 exit_code: int | None = None, error: str | None = None,
+                 cmd: str | None = None, reason: str | None = None,
+                 saved: float | None = None) -> None:
+        self.task, self.status, self.duration = task, status, duration
+        self.exit_code, self.error, self.cmd = exit_code, error, cmd
+        self.reason, self.saved = reason, saved
+
+    @property
+    def ok(self) -> bool:
+        return self.status in SUCCESS
+
+
+class RunFinished(Event):
+    __slots__ = ("run_id", "status", "duration", "exit_code", "counts")
+    kind = "run_finished"
+
+    def __init__(self, run_id: str, status: str, duration: float, exit_code: int,
+                 counts: dict[str, int]) -> None:
+        self.run_id, self.status, self.duration = run_id, status, duration
+        self.exit_code, self.counts = exit_code, counts
+
+
+class Bus:
+    """Delivers each event to every subscriber, one event at a time (events come from
+    the executor's worker threads)."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, fn: Callable[[Event], None]) -> None:
+        self._subscribers.append(fn)
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            for fn in self._subscribers:
+                fn(event)

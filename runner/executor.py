@@ -1,0 +1,335 @@
+"""Running the selected tasks: parallel up to `jobs`, deps first, each at most once.
+
+The main thread schedules and watches the clock; each running task has a worker
+thread. When a task's deps are done, the planner decides whether it runs (a cache hit
+never reaches a thread). Stopping — a Ctrl-C, SIGTERM, a task's timeout — cancels the
+task's `Scope`: its commands get SIGTERM, a grace period, then SIGKILL. Everything that
+happens goes out as events; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+
+from . import events as ev
+from .errors import Cancelled, TaskError
+from .plan import RESTORE, RUN
+from .proc import Scope, TaskContext, set_context
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .events import Bus
+    from .graph import Graph
+    from .plan import Decision, Planner
+
+BACKOFF_BASE = 0.5   # seconds before the first retry; doubles for each one after
+BACKOFF_MAX = 30.0
+ABANDON_AFTER = 2.0  # seconds past the grace period before a stuck task thread is left
+
+
+class Outcome:
+    """The result of a run: each task's final event, in run order."""
+
+    def __init__(self, results: dict[str, ev.TaskFinished], order: list[str],
+                 duration: float, interrupted: bool) -> None:
+        self.results = results
+        self.order = order
+        self.duration = duration
+        self.interrupted = interrupted
+
+    @property
+    def failed(self) -> list[str]:
+        """The tasks that failed (not those an interrupt cancelled)."""
+        return [n for n in self.order if n in self.results
+                and self.results[n].status == ev.FAILED]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        stopped = any(r.status == ev.CANCELLED for r in self.results.values())
+        return 1 if self.failed or stopped else 0
+
+    def counts(self) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for r in self.results.values():
+            c[r.status] = c.get(r.status, 0) + 1
+        return c
+
+
+class _Running:
+    __slots__ = ("thread", "scope", "started", "deadline", "stop_at", "stop_status")
+
+    def __init__(self, thread: threading.Thread, scope: Scope) -> None:
+        self.thread = thread
+        self.scope = scope
+        self.started = time.monotonic()
+        self.deadline: float | None = None     # the timeout of the current attempt
+        self.stop_at: float | None = None      # when we gave up waiting politely
+        self.stop_status: str | None = None
+
+
+class Executor:
+    def __init__(self, graph: Graph, order: list[str], args: dict[str, dict[str, Any]], *,
+                 planner: Planner, bus: Bus, jobs: int, keep_going: bool, root: str,
+                 grace: float = 5.0, interactive: bool = False) -> None:
+        self.graph = graph
+        self.order = order
+        self.args = args
+        self.planner = planner
+        self.bus = bus
+        self.jobs = max(1, jobs)
+        self.keep_going = keep_going
+        self.root = root
+        self.grace = grace
+        self.interactive = interactive
+        self._q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._results: dict[str, ev.TaskFinished] = {}
+        self._running: dict[str, _Running] = {}
+        self._signals = 0
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> Outcome:
+        from graphlib import TopologicalSorter
+
+        started = time.monotonic()
+        position = {n: i for i, n in enumerate(self.order)}
+        sorter = TopologicalSorter({n: self.graph.deps(n) for n in self.order})
+        sorter.prepare()
+        ready: list[str] = sorted(sorter.get_ready(), key=position.__getitem__)
+        stopping = False
+        restore = self._install_signal_handlers()
+        try:
+            while True:
+                while ready and not stopping and len(self._running) < self.jobs:
+                    name = ready.pop(0)
+                    done = self._start_or_settle(name)
+                    if done is not None:
+                        stopping |= self._finish(name, done, sorter, ready, position)
+                if not self._running and (stopping or not ready):
+                    break
+                item = self._next_item()
+                if item is None:
+                    continue
+                if item[0] == "done":
+                    _, name, result = item
+                    if name in self._running:
+                        stopping |= self._finish(name, result, sorter, ready, position)
+                elif item[0] == "attempt":
+                    _, name, at = item
+                    run = self._running.get(name)
+                    timeout = self.graph.tasks[name].timeout
+                    if run is not None and timeout is not None and run.stop_at is None:
+                        run.deadline = at + timeout
+                elif item[0] == "signal":
+                    stopping = True
+                    self._on_signal()
+        finally:
+            restore()
+        for name in self.order:  # what the run never reached
+            if name not in self._results:
+                reason = "interrupted" if self._signals else "not run: an earlier task failed"
+                self._results[name] = ev.TaskFinished(name, ev.SKIPPED, reason=reason)
+        return Outcome(self._results, self.order, time.monotonic() - started,
+                       interrupted=self._signals > 0)
+
+    def _start_or_settle(self, name: str) -> ev.TaskFinished | None:
+        """Start the task in a thread, or return its result when it does not run."""
+        deps = self.graph.deps(name)
+        broken = [d for d in deps if self._results[d].status not in ev.SUCCESS]
+        if broken:
+            return ev.TaskFinished(name, ev.SKIPPED, reason=f"dep {broken[0]} did not succeed")
+        decision = self.planner.decide(name, self.args[name],
+                                       {d: self._results[d].status == ev.OK for d in deps})
+        if decision.action != RUN:
+            status = ev.RESTORED if decision.action == RESTORE else ev.CACHED
+            return ev.TaskFinished(name, status, reason=decision.reason)
+        scope = Scope(name)
+        thread = threading.Thread(target=self._work, args=(name, decision, scope),
+                                  name=f"task:{name}", daemon=True)
+        self._running[name] = _Running(thread, scope)
+        thread.start()
+        return None
+
+    def _finish(self, name: str, result: ev.TaskFinished, sorter: Any, ready: list[str],
+                position: dict[str, int]) -> bool:
+        """Record a task's result; True when the run must stop scheduling."""
+        self._running.pop(name, None)
+        if result.status == ev.OK:
+            self.planner.record(name, self.args[name], result.duration)
+        self._results[name] = result
+        self.bus.emit(result)
+        sorter.done(name)
+        ready.extend(sorter.get_ready())
+        ready.sort(key=position.__getitem__)
+        return result.status in (ev.FAILED, ev.CANCELLED) and not self.keep_going
+
+    def _next_item(self) -> tuple[Any, ...] | None:
+        """The next message from a worker or a signal; None when it is time to look at
+        the clock (a timeout struck, or a stopped task that never answered)."""
+        now = time.monotonic()
+        wake = [r.deadline for r in self._running.values() if r.deadline is not None]
+        wake += [r.stop_at for r in self._running.values() if r.stop_at is not None]
+        wait = max(0.0, min(wake) - now) if wake else None
+        try:
+            return self._q.get(timeout=wait)
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        for name, run in list(self._running.items()):
+            if run.deadline is not None and now >= run.deadline:
+                timeout = self.graph.tasks[name].timeout
+                self._stop(name, run, f"timed out after {timeout:g}s", ev.FAILED)
+            elif run.stop_at is not None and now >= run.stop_at:
+                # The task's commands are dead, but its Python code has not returned
+                # (it is blocked outside of runner's reach): leave the thread behind.
+                self._q.put(("done", name, ev.TaskFinished(
+                    name, run.stop_status or ev.CANCELLED, time.monotonic() - run.started,
+                    exit_code=124 if run.stop_status == ev.FAILED else None,
+                    error=run.scope.reason)))
+                run.stop_at = None
+        return None
+
+    def _stop(self, name: str, run: _Running, reason: str, status: str) -> None:
+        """Cancel a running task: its commands are stopped in the background."""
+        run.deadline = None
+        run.stop_status = status
+        run.stop_at = time.monotonic() + self.grace + ABANDON_AFTER
+        threading.Thread(target=_cancel, args=(run, reason, self.grace), daemon=True,
+                         name=f"stop:{name}").start()
+
+    def _on_signal(self) -> None:
+        self._signals += 1
+        for name, run in list(self._running.items()):
+            if self._signals == 1:
+                self._stop(name, run, "interrupted", ev.CANCELLED)
+            else:  # a second Ctrl-C: no more grace
+                run.scope.kill_now()
+                run.stop_at = time.monotonic()
+
+    def _install_signal_handlers(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: object) -> None:
+            self._q.put(("signal", signum))
+
+        sigs = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+        previous = {s: signal.signal(s, handler) for s in sigs}
+
+        def restore() -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+        return restore
+
+    # ------------------------------------------------------------------ worker
+    def _work(self, name: str, decision: Decision, scope: Scope) -> None:
+        task = self.graph.tasks[name]
+        bus = self.bus
+        ctx = TaskContext(
+            name, scope, self.root,
+            output=lambda line, stream: bus.emit(ev.TaskOutput(name, line, stream)),
+            command=lambda cmd: bus.emit(ev.TaskCommand(name, cmd)),
+            interactive=self.interactive, grace=self.grace)
+        set_context(ctx)
+        started = time.monotonic()
+        attempt = 1
+        try:
+            while True:
+                self._q.put(("attempt", name, time.monotonic()))
+                bus.emit(ev.TaskStarted(name, decision.reason, attempt))
+                error = _run_attempt(task.fn, self.args[name])
+                if error is None:
+                    result = ev.TaskFinished(name, ev.OK, time.monotonic() - started,
+                                             exit_code=0)
+                    break
+                if isinstance(error, _Stopped) or scope.cancelled:
+                    result = self._stopped_result(name, scope, started)
+                    break
+                if attempt <= task.retries:
+                    delay = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_MAX)
+                    bus.emit(ev.TaskRetrying(name, attempt + 1, delay, error.message))
+                    if scope.cancelled_event.wait(delay):
+                        result = self._stopped_result(name, scope, started)
+                        break
+                    attempt += 1
+                    continue
+                result = ev.TaskFinished(name, ev.FAILED, time.monotonic() - started,
+                                         exit_code=error.exit_code, error=error.message,
+                                         cmd=error.cmd)
+                break
+        finally:
+            set_context(None)
+        self._q.put(("done", name, result))
+
+    def _stopped_result(self, name: str, scope: Scope, started: float) -> ev.TaskFinished:
+        reason = scope.reason or "cancelled"
+        timed_out = reason.startswith("timed out")
+        return ev.TaskFinished(name, ev.FAILED if timed_out else ev.CANCELLED,
+                               time.monotonic() - started,
+                               exit_code=124 if timed_out else None, error=reason)
+
+
+class _Failure:
+    """Why one attempt of a task failed."""
+
+    def __init__(self, message: str, exit_code: int = 1, cmd: str | None = None) -> None:
+        self.message = message
+        self.exit_code = exit_code
+        self.cmd = cmd
+
+
+class _Stopped(_Failure):
+    pass
+
+
+def _run_attempt(fn: Any, args: dict[str, Any]) -> _Failure | None:
+    try:
+        fn(**args)
+    except Cancelled as e:
+        return _Stopped(str(e) or "cancelled")
+    except TaskError as e:
+        return _Failure(str(e), e.exit_code, e.cmd)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+        if code == 0:
+            return None
+        return _Failure(f"the task called sys.exit({e.code!r})", code)
+    except Exception as e:
+        return _Failure(_describe(e))
+    return None
+
+
+def _describe(e: BaseException) -> str:
+    """`file:line: Type: message` at the innermost frame of the user's code; the whole
+    traceback follows on the next lines (shown with -v)."""
+    import os
+    import traceback
+
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    where = ""
+    for frame in traceback.extract_tb(e.__traceback__):
+        if not frame.filename.startswith(here):
+            from .errors import _short
+
+            where = f"{_short(frame.filename)}:{frame.lineno}: "
+    head = f"{where}{type(e).__name__}: {e}"
+    trace = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return head + "\n" + trace
+
+
+def _cancel(run: _Running, reason: str, grace: float) -> None:
+    run.scope.cancel(reason, grace)  # returns when the task's commands are gone
+    run.thread.join(0.5)
+    if run.thread.is_alive():
+        # Pure Python code is still running (no command to kill): raise Cancelled
+        # inside it, which takes effect at its next bytecode.
+        import ctypes
+
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(run.thread.ident or 0),
+                                                   ctypes.py_object(Cancelled))

@@ -1,0 +1,145 @@
+"""Finding the project and importing its `tasksfile.py`.
+
+The project root is the directory that holds the tasksfile (or the pyproject.toml whose
+`[tool.runner] tasksfile` names it), found from the current directory upwards, the way
+make and mage find theirs. Errors raised while importing the tasksfile become one
+`TasksfileError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import config as config_mod
+from . import tasks as tasks_mod
+from .errors import TaskDefinitionError, TasksfileError, UserError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .config import Config
+    from .tasks import Task
+
+DEFAULT_NAME = "tasksfile.py"
+
+
+class Project:
+    """Where the tasks live: the root directory, the tasksfile and the config."""
+
+    __slots__ = ("root", "tasksfile", "config")
+
+    def __init__(self, root: str, tasksfile: str, config: Config) -> None:
+        self.root = root
+        self.tasksfile = tasksfile
+        self.config = config
+
+    @property
+    def cache_dir(self) -> str:
+        return os.path.join(self.root, self.config.cache_dir)
+
+
+class NoTasksfileError(UserError):
+    """No tasksfile in the directory or any parent."""
+
+
+def find_project(start: str, file: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> Project:
+    """The project for a run started in `start` (or for `-f FILE`)."""
+    environ = os.environ if environ is None else environ
+    start = os.path.abspath(start)
+    if file is None:
+        file = environ.get("RUNNER_TASKSFILE") or None
+        if file is not None:
+            file = os.path.join(start, file)
+    if file is not None:
+        path = os.path.abspath(file)
+        if not os.path.isfile(path):
+            raise NoTasksfileError(f"tasksfile {path} does not exist")
+        root = os.path.dirname(path)
+        return Project(root, path, config_mod.load(root, environ))
+    d = start
+    while True:
+        found = _tasksfile_in(d)
+        if found:
+            return Project(d, found, config_mod.load(d, environ))
+        parent = os.path.dirname(d)
+        if parent == d:
+            raise NoTasksfileError(
+                f"no {DEFAULT_NAME} in {start} or any parent directory "
+                "(create one with `runner init`)")
+        d = parent
+
+
+def _tasksfile_in(d: str) -> str | None:
+    """The tasksfile that directory `d` declares or holds, if any."""
+    py = os.path.join(d, "pyproject.toml")
+    if os.path.isfile(py):
+        section, text = config_mod.read_section(py)
+        if section is not None and "tasksfile" in section:
+            name = section["tasksfile"]
+            if not isinstance(name, str):
+                raise config_mod.ConfigError("tool.runner.tasksfile", "expected a string",
+                                             file=py)
+            path = os.path.join(d, name)
+            if not os.path.isfile(path):
+                raise NoTasksfileError(f"{py}: tool.runner.tasksfile names {name!r}, "
+                                       "which does not exist")
+            return path
+    path = os.path.join(d, DEFAULT_NAME)
+    return path if os.path.isfile(path) else None
+
+
+def load_tasks(path: str, root: str) -> list[Task]:
+    """Import the tasksfile as module `tasksfile` and return the tasks it defined."""
+    from importlib.machinery import SourceFileLoader
+    from importlib.util import module_from_spec, spec_from_loader
+
+    if root not in sys.path:
+        sys.path.insert(0, root)  # so that the tasksfile can import the project's modules
+    loader = SourceFileLoader("tasksfile", path)
+    spec = spec_from_loader("tasksfile", loader, origin=path)
+    assert spec is not None
+    module = module_from_spec(spec)
+    module.__file__ = path
+    tasks_mod.collect()  # forget tasks from an earlier load (watch reloads the tasksfile)
+    previous = sys.modules.get("tasksfile")
+    sys.modules["tasksfile"] = module
+    try:
+        loader.exec_module(module)
+    except SyntaxError as e:
+        sys.modules.pop("tasksfile", None)
+        raise TasksfileError(f"syntax error: {e.msg}", file=e.filename or path,
+                             line=e.lineno) from e
+    except TaskDefinitionError as e:
+        sys.modules.pop("tasksfile", None)
+        file, line = _user_frame(e, path)
+        if file is None:
+            raise
+        raise e.located(file, line) from e
+    except UserError:
+        sys.modules.pop("tasksfile", None)
+        raise
+    except Exception as e:
+        sys.modules.pop("tasksfile", None)
+        file, line = _user_frame(e, path)
+        raise TasksfileError(f"{type(e).__name__}: {e}", file=file or path, line=line) from e
+    finally:
+        if previous is not None and sys.modules.get("tasksfile") is None:
+            sys.modules["tasksfile"] = previous
+    return tasks_mod.collect()
+
+
+def _user_frame(exc: BaseException, path: str) -> tuple[str | None, int]:
+    """The innermost frame of the traceback that is outside runner's own package: where
+    the user's code raised (the tasksfile, or a module it imports)."""
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    found: tuple[str | None, int] = (None, 0)
+    tb = exc.__traceback__
+    while tb is not None:
+        fname = tb.tb_frame.f_code.co_filename
+        if not fname.startswith(here) and not fname.startswith("<frozen"):
+            found = (fname, tb.tb_lineno)
+        tb = tb.tb_next
+    return found

@@ -1,0 +1,428 @@
+"""`sh`: running commands that runner can always stop.
+
+Every command runs in a session (and so a process group) of its own, so that a Ctrl-C
+in the terminal reaches runner alone and runner decides what to stop. Stopping a
+command means stopping its whole tree: SIGTERM to its group and to every descendant
+(found through /proc, so a grandchild that called setsid is not missed), a grace period
+for them to exit cleanly, then SIGKILL for whatever is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from .errors import Cancelled, TaskError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+_local = threading.local()
+
+
+class Scope:
+    """The commands one task has running; cancelling it stops them all."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self.reason: str | None = None
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self.cancelled_event = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.reason is not None
+
+    def add(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Track a command; False (and the command is not tracked) once cancelled."""
+        with self._lock:
+            if self.reason is not None:
+                return False
+            self._procs.add(proc)
+            return True
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def cancel(self, reason: str, grace: float) -> None:
+        """Stop every command of this scope: SIGTERM, `grace` seconds, then SIGKILL."""
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            procs = list(self._procs)
+        self.cancelled_event.set()
+        kill_trees([p.pid for p in procs], grace)
+
+    def kill_now(self) -> None:
+        """SIGKILL every command of this scope at once (a second Ctrl-C)."""
+        with self._lock:
+            procs = list(self._procs)
+        kill_trees([p.pid for p in procs], 0)
+
+
+class TaskContext:
+    """What `sh` needs to know about the task calling it."""
+
+    def __init__(self, name: str, scope: Scope, root: str,
+                 output: Callable[[str, str], None], command: Callable[[str], None],
+                 interactive: bool = False, grace: float = 5.0) -> None:
+        self.name = name
+        self.grace = grace        # seconds between SIGTERM and SIGKILL
+        self.scope = scope
+        self.root = root
+        self.output = output      # (line, stream) for each line a command prints
+        self.command = command    # each command as it starts
+        self.interactive = interactive  # commands may read the terminal (stdin)
+        self.commands: list[str] = []
+
+
+def set_context(ctx: TaskContext | None) -> None:
+    _local.ctx = ctx
+
+
+def current_context() -> TaskContext | None:
+    return getattr(_local, "ctx", None)
+
+
+class Output(str):
+    """What `sh` returns: the captured output (empty unless capture=True), with the
+    command's exit code."""
+
+    exit_code: int
+
+    def __new__(cls, text: str, exit_code: int) -> Output:
+        self = super().__new__(cls, text)
+        self.exit_code = exit_code
+        return self
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def sh(cmd: str | Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[str] | None = None,
+       env: Mapping[str, str | None] | None = None, check: bool = True, capture: bool = False,
+       timeout: float | None = None) -> Output:
+    """Run a command: a string through the shell, a list without one.
+
+    Output is streamed line by line (prefixed with the task's name when tasks run in
+    parallel); `capture=True` returns standard output instead (standard error is still
+    streamed). A non-zero exit raises `TaskError` with the exit code unless
+    `check=False`. The command runs in its own process group and is killed, with all
+    its descendants, when the task is cancelled or `timeout` seconds pass.
+    """
+    ctx = current_context()
+    shell = isinstance(cmd, str)
+    if shell:
+        argv: str | list[str] = cmd  # type: ignore[assignment]
+        shown = cmd
+    else:
+        try:
+            argv = [os.fspath(a) for a in cmd]  # type: ignore[union-attr]
+        except TypeError:
+            raise TypeError(f"sh(): a command is a string or a list of strings, got {cmd!r}"
+                            ) from None
+        if not argv:
+            raise ValueError("sh(): empty command")
+        import shlex
+
+        shown = shlex.join(argv)
+    assert isinstance(shown, str)
+    scope = ctx.scope if ctx else None
+    if scope is not None and scope.cancelled:
+        raise Cancelled(scope.reason)
+    full_env = None
+    if env is not None:
+        full_env = dict(os.environ)
+        for k, v in env.items():
+            if v is None:
+                full_env.pop(k, None)
+            else:
+                full_env[k] = str(v)
+    if cwd is None and ctx is not None:
+        cwd = ctx.root
+    if ctx is not None:
+        ctx.commands.append(shown)
+        ctx.command(shown)
+    stdin = None if (ctx is None or ctx.interactive) else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            argv, shell=shell, cwd=cwd, env=full_env, stdin=stdin,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE if capture else subprocess.STDOUT,
+            start_new_session=True, close_fds=True)
+    except OSError as e:
+        raise TaskError(f"cannot run {shown}: {e.strerror or e}", exit_code=127,
+                        cmd=shown) from None
+    if scope is not None and not scope.add(proc):
+        kill_trees([proc.pid], 0)  # cancelled while it started
+        proc.wait()
+        raise Cancelled(scope.reason)
+    try:
+        captured, timed_out = _pump(proc, ctx, capture, timeout)
+    except BaseException:
+        kill_trees([proc.pid], 0)
+        proc.wait()
+        raise
+    finally:
+        if scope is not None:
+            scope.discard(proc)
+    rc = proc.wait()
+    if scope is not None and scope.cancelled:
+        raise Cancelled(scope.reason)
+    text = captured.decode("utf-8", errors="replace") if capture else ""
+    if timed_out:
+        raise TaskError(f"command timed out after {timeout:g}s: {shown}",
+                        exit_code=124, cmd=shown, output=text or None)
+    code = rc if rc >= 0 else 128 - rc
+    if check and rc != 0:
+        how = f"exit code {rc}" if rc > 0 else f"signal {_signame(-rc)}"
+        raise TaskError(f"command failed with {how}: {shown}", exit_code=code,
+                        cmd=shown, output=text or None)
+    return Output(text, code)
+
+
+def _pump(proc: subprocess.Popen[bytes], ctx: TaskContext | None, capture: bool,
+          timeout: float | None) -> tuple[bytes, bool]:
+    """Stream the command's output until it exits; return what was captured and
+    whether the timeout struck. The pipes are not read to EOF after the command exits:
+    a background process it started may hold them open for as long as it lives."""
+    import selectors
+
+    emit = ctx.output if ctx is not None else _write_through
+    sel = selectors.DefaultSelector()
+    streams: dict[int, tuple[str, bytearray]] = {}
+    assert proc.stdout is not None
+    out_fd = proc.stdout.fileno()
+    streams[out_fd] = ("stdout", bytearray())
+    sel.register(out_fd, selectors.EVENT_READ)
+    if proc.stderr is not None:
+        streams[proc.stderr.fileno()] = ("stderr", bytearray())
+        sel.register(proc.stderr.fileno(), selectors.EVENT_READ)
+    pidfd = _pidfd(proc.pid)
+    if pidfd is not None:
+        sel.register(pidfd, selectors.EVENT_READ)
+    captured = bytearray()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    exited = timed_out = False
+
+    def take(fd: int, data: bytes) -> None:
+        stream, buf = streams[fd]
+        if capture and stream == "stdout":
+            captured.extend(data)
+            return
+        buf.extend(data)
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            emit(buf[:nl].decode("utf-8", errors="replace").rstrip("\r"), stream)
+            del buf[: nl + 1]
+
+    try:
+        while not exited:
+            wait = 0.1 if pidfd is None else None
+            if deadline is not None:
+                left = max(0.0, deadline - time.monotonic())
+                wait = left if wait is None else min(wait, left)
+            for key, _ in sel.select(wait):
+                fd = key.fd
+                if fd == pidfd:
+                    exited = True
+                    continue
+                data = os.read(fd, 65536)
+                if data:
+                    take(fd, data)
+                else:
+                    sel.unregister(fd)
+            if pidfd is None and proc.poll() is not None:
+                exited = True
+            if not exited and deadline is not None and time.monotonic() >= deadline:
+                timed_out = True
+                kill_trees([proc.pid], ctx.grace if ctx is not None else 5.0)
+                exited = True
+        # The command is gone: take what it left in the pipes, without waiting for
+        # processes that still hold them.
+        for fd in list(streams):
+            os.set_blocking(fd, False)
+            try:
+                while data := os.read(fd, 65536):
+                    take(fd, data)
+            except BlockingIOError:
+                pass
+        for _fd, (stream, buf) in streams.items():
+            if buf:
+                emit(buf.decode("utf-8", errors="replace").rstrip("\r"), stream)
+    finally:
+        sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    return bytes(captured), timed_out
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None  # not Linux >= 5.3: poll instead
+
+
+def _write_through(line: str, stream: str) -> None:
+    out = sys.stderr if stream == "stderr" else sys.stdout
+    out.write(line + "\n")
+    out.flush()
+
+
+def _signame(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return str(num)
+
+
+# ---------------------------------------------------------------- stopping process trees
+
+def _proc_table() -> dict[int, tuple[int, int, int, str]]:
+    """pid -> (ppid, pgid, sid, state) for every process, from /proc."""
+    table: dict[int, tuple[int, int, int, str]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return table
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces and parentheses: split after it.
+        rest = raw[raw.rfind(b")") + 2:].split()
+        table[int(name)] = (int(rest[1]), int(rest[2]), int(rest[3]), rest[0].decode())
+    return table
+
+
+def tree_of(roots: Sequence[int], table: dict[int, tuple[int, int, int, str]] | None = None
+            ) -> set[int]:
+    """The live processes of these roots' trees: their descendants, and the members of
+    the process groups and sessions they lead (started with start_new_session, each root
+    leads both)."""
+    if table is None:
+        table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _pgid, _sid, _state) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    rootset = set(roots)
+    found: set[int] = set()
+    stack = [r for r in roots if r in table]
+    for pid, (_ppid, pgid, sid, _state) in table.items():
+        if pgid in rootset or sid in rootset:
+            stack.append(pid)
+    while stack:
+        pid = stack.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        stack.extend(children.get(pid, ()))
+    me = os.getpid()
+    return {p for p in found if p != me and table[p][3] != "Z"}
+
+
+def kill_trees(roots: Sequence[int], grace: float, sig: int = signal.SIGTERM) -> None:
+    """Stop these processes and everything they started: `sig` to each group and each
+    descendant, up to `grace` seconds for them to exit, then SIGKILL for the rest. The
+    set of victims only grows: a process seen once is signalled until it is gone, even
+    after its parent died and it was re-parented away from the tree."""
+    if not roots:
+        return
+    victims = tree_of(roots)
+    if grace > 0:
+        _signal_all(roots, victims, sig)
+        end = time.monotonic() + grace
+        while time.monotonic() < end:
+            victims |= tree_of(roots)
+            if not _alive(victims):
+                return
+            time.sleep(0.02)
+    while True:
+        victims |= tree_of(roots)
+        live = _alive(victims)
+        if not live:
+            return
+        _signal_all(roots, live, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _signal_all(groups: Sequence[int], pids: set[int], sig: int) -> None:
+    for g in groups:
+        try:
+            os.killpg(g, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _alive(pids: set[int]) -> set[int]:
+    """The pids of `pids` that still run (a zombie has finished dying)."""
+    live = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        if raw[raw.rfind(b")") + 2:raw.rfind(b")") + 3] != b"Z":
+            live.add(pid)
+    return live
+
+
+# ---------------------------------------------------------------- PID 1
+
+def run_as_init(entry: Callable[[], int]) -> int:
+    """Be a container's init: fork, let the child run `entry`, pass signals on to it,
+    and reap every process that ends up ours (orphans are re-parented to PID 1; an
+    init that does not wait for them fills the process table with zombies). Reaping
+    everything is safe here because this process runs no other code."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            code = entry()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def forward(signum: int, frame: object) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+              signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(s, forward)
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 1
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code

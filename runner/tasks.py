@@ -1,0 +1,383 @@
+"""`Task` and the `@task` decorator: what a task is, validated when it is defined.
+
+Everything here runs while a tasksfile is imported, on the path of `runner --list`, so
+it costs microseconds per task: no `inspect`, no `re`, no `dataclasses` (importing those
+three costs more than loading a 100-task tasksfile). The function's signature is read
+straight from its code object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .errors import TaskDefinitionError, did_you_mean
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at start-up; annotations only need it here
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
+
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_NAME_CHARS = _NAME_START | frozenset(".-")
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+_CI_KEYS = ("runs-on", "matrix", "secrets", "env", "timeout-minutes", "needs_setup",
+            "permissions", "dispatch", "if", "services", "environment")
+
+
+def valid_name(name: str) -> bool:
+    """`build`, `docs:build`, `py3.11-test`: segments of [A-Za-z0-9_.-] joined by ':',
+    each starting with a letter, digit or '_' (never '-': it would read as an option)."""
+    if not isinstance(name, str) or not name:
+        return False
+    for seg in name.split(":"):
+        if not seg or seg[0] not in _NAME_START or not set(seg) <= _NAME_CHARS:
+            return False
+    return True
+
+
+class _Frozen:
+    """Instances are immutable once built, like a frozen dataclass."""
+
+    __slots__ = ()
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _set(self, **values: object) -> None:
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+
+
+class Param(_Frozen):
+    """One task argument, taken from the function's signature: `--name value`."""
+
+    __slots__ = ("name", "type", "default")
+
+    name: str
+    type: type
+    default: Any
+
+    def __init__(self, name: str, type_: type, default: Any) -> None:
+        self._set(name=name, type=type_, default=default)
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def metavar(self) -> str:
+        return {str: "TEXT", int: "INT", float: "NUMBER", bool: ""}[self.type]
+
+    def convert(self, text: str) -> Any:
+        """The value of `--name=text`; ValueError with the reason when it is not one."""
+        if self.type is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{self.option} expects true or false, got {text!r}")
+        if self.type is int:
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError(f"{self.option} expects an integer, got {text!r}") from None
+        if self.type is float:
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"{self.option} expects a number, got {text!r}") from None
+        return text
+
+    def __repr__(self) -> str:
+        return f"Param({self.name!r}, {self.type.__name__}, {self.default!r})"
+
+
+class Task(_Frozen):
+    """A task: a function plus what it needs (deps), reads (inputs), makes (outputs)
+    and how it is run. Built by `@task`; never changed afterwards."""
+
+    __slots__ = ("name", "fn", "deps", "inputs", "outputs", "env", "cache", "default",
+                 "aliases", "timeout", "retries", "service", "ci", "schedule", "params",
+                 "summary", "doc", "file", "line")
+
+    name: str
+    fn: Callable[..., Any]
+    deps: tuple[str, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    env: tuple[str, ...]
+    cache: bool
+    default: bool
+    aliases: tuple[str, ...]
+    timeout: float | None
+    retries: int
+    service: bool
+    ci: Mapping[str, Any]
+    schedule: str | None
+    params: tuple[Param, ...]
+    summary: str
+    doc: str
+    file: str
+    line: int
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
+                 deps: Iterable[Task | str] = (), inputs: Iterable[str] | str = (),
+                 outputs: Iterable[str] | str = (), env: Iterable[str] | str = (),
+                 cache: bool | None = None, default: bool = False,
+                 aliases: Iterable[str] | str = (), timeout: float | None = None,
+                 retries: int = 0, service: bool = False, ci: Mapping[str, Any] | None = None,
+                 schedule: str | None = None) -> None:
+        if not callable(fn):
+            raise TaskDefinitionError(repr(fn), None, "@task must decorate a function")
+        code = getattr(fn, "__code__", None)
+        if name is None:
+            name = getattr(fn, "__name__", "").strip("_").replace("_", "-")
+        if not valid_name(name):
+            raise TaskDefinitionError(str(name), "name", "a task name is letters, digits, "
+                                      "'_', '.', '-' (not first), with ':' between namespaces")
+        bad = _Check(name)
+        doc = (getattr(fn, "__doc__", None) or "").strip()
+        self._set(
+            name=name, fn=fn,
+            deps=bad.deps(deps),
+            inputs=bad.paths("inputs", inputs),
+            outputs=bad.paths("outputs", outputs),
+            env=bad.env(env),
+            cache=bad.cache(cache, inputs, service),
+            default=bad.flag("default", default),
+            aliases=bad.aliases(aliases),
+            timeout=bad.timeout(timeout),
+            retries=bad.retries(retries),
+            service=bad.flag("service", service),
+            ci=bad.ci(ci),
+            schedule=bad.schedule(schedule),
+            params=_params(name, fn),
+            summary=doc.splitlines()[0].strip() if doc else "",
+            doc=doc,
+            file=code.co_filename if code else "<unknown>",
+            line=code.co_firstlineno if code else 0,
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def param(self, name: str) -> Param | None:
+        for p in self.params:
+            if p.name == name:
+                return p
+        return None
+
+    def default_args(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params if not p.required}
+
+
+class _Check:
+    """The validators of `@task`'s parameters; each names the task and the parameter."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+
+    def fail(self, param: str, problem: str) -> TaskDefinitionError:
+        return TaskDefinitionError(self.task, param, problem)
+
+    def strings(self, param: str, value: Iterable[str] | str) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = (value,)
+        try:
+            items = tuple(value)
+        except TypeError:
+            raise self.fail(param, f"expected a list of strings, got {type(value).__name__}"
+                            ) from None
+        for item in items:
+            if not isinstance(item, str) or not item:
+                raise self.fail(param, f"expected a list of non-empty strings, got {item!r}")
+        return items
+
+    def paths(self, param: str, value: Iterable[str] | str) -> tuple[str, ...]:
+        items = self.strings(param, value)
+        for p in items:
+            body = p[1:] if p.startswith("!") else p
+            if body.startswith(("/", "~")) or (len(body) > 1 and body[1] == ":"):
+                raise self.fail(param, f"{p!r} is absolute; patterns are relative to the "
+                                       "project root")
+            if ".." in body.replace("\\", "/").split("/"):
+                raise self.fail(param, f"{p!r} leaves the project root")
+        return items
+
+    def deps(self, value: Iterable[Task | str]) -> tuple[str, ...]:
+        if isinstance(value, (str, Task)):
+            value = (value,)
+        names: list[str] = []
+        try:
+            items = list(value)
+        except TypeError:
+            raise self.fail("deps", f"expected a list of tasks or task names, got "
+                                    f"{type(value).__name__}") from None
+        for d in items:
+            if isinstance(d, Task):
+                d = d.name
+            elif not isinstance(d, str):
+                raise self.fail("deps", f"expected a task or a task name, got {d!r}")
+            if d not in names:
+                names.append(d)
+        return tuple(names)
+
+    def env(self, value: Iterable[str] | str) -> tuple[str, ...]:
+        names = self.strings("env", value)
+        for n in names:
+            if "=" in n or "\0" in n:
+                raise self.fail("env", f"{n!r} is not an environment variable name")
+        return tuple(sorted(set(names)))
+
+    def flag(self, param: str, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(param, f"expected True or False, got {value!r}")
+        return value
+
+    def cache(self, value: bool | None, inputs: object, service: bool) -> bool:
+        if value is None:
+            return bool(inputs) and not service
+        value = self.flag("cache", value)
+        if value and service:
+            raise self.fail("cache", "a service task is never cached")
+        return value
+
+    def aliases(self, value: Iterable[str] | str) -> tuple[str, ...]:
+        names = self.strings("aliases", value)
+        for a in names:
+            if not valid_name(a):
+                raise self.fail("aliases", f"{a!r} is not a valid task name")
+            if a == self.task:
+                raise self.fail("aliases", f"{a!r} is the task's own name")
+        return names
+
+    def timeout(self, value: float | None) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.fail("timeout", f"expected a positive number of seconds, got {value!r}")
+        return float(value)
+
+    def retries(self, value: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail("retries", f"expected a whole number >= 0, got {value!r}")
+        return value
+
+    def ci(self, value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if value is True:
+            return {"job": True}
+        if not isinstance(value, Mapping):
+            raise self.fail("ci", f"expected a mapping of GitHub Actions settings, got "
+                                  f"{type(value).__name__}")
+        for key in value:
+            if key not in _CI_KEYS:
+                raise self.fail("ci", f"unknown setting {key!r}{did_you_mean(str(key), _CI_KEYS)}")
+        return dict(value)
+
+    def schedule(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or len(value.split()) != 5:
+            raise self.fail("schedule", f"expected a cron expression of 5 fields, got {value!r}")
+        allowed = set("0123456789*/,-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+        for field in value.split():
+            if not set(field) <= allowed:
+                raise self.fail("schedule", f"bad cron field {field!r} in {value!r}")
+        return value
+
+
+def _params(task: str, fn: Callable[..., Any]) -> tuple[Param, ...]:
+    """The task's options, read from the function's code object and annotations."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ()
+    if code.co_flags & 0x04 or code.co_flags & 0x08:  # CO_VARARGS, CO_VARKEYWORDS
+        raise TaskDefinitionError(task, None, "*args and **kwargs cannot become options; "
+                                              "declare each option as a parameter")
+    if code.co_posonlyargcount:
+        raise TaskDefinitionError(task, None, "positional-only parameters cannot become "
+                                              "options")
+    n_pos, n_kw = code.co_argcount, code.co_kwonlyargcount
+    names = code.co_varnames[: n_pos + n_kw]
+    defaults = fn.__defaults__ or ()
+    kwdefaults = fn.__kwdefaults__ or {}
+    annotations = getattr(fn, "__annotations__", {}) or {}
+    params = []
+    for i, pname in enumerate(names):
+        if i < n_pos:
+            j = i - (n_pos - len(defaults))
+            default = defaults[j] if j >= 0 else REQUIRED
+        else:
+            default = kwdefaults.get(pname, REQUIRED)
+        if pname == "help":
+            raise TaskDefinitionError(task, pname, "'--help' is taken by runner; rename it")
+        params.append(Param(pname, _param_type(task, pname, annotations.get(pname), default),
+                            default))
+    return tuple(params)
+
+
+def _param_type(task: str, pname: str, annotation: object, default: object) -> type:
+    if annotation is None:
+        if default is REQUIRED or default is None:
+            return str
+        annotation = type(default)
+    if isinstance(annotation, str):
+        annotation = _TYPES.get(annotation.strip(), annotation)
+    if annotation not in (str, int, float, bool):
+        shown = getattr(annotation, "__name__", annotation)
+        raise TaskDefinitionError(task, pname, f"type {shown} cannot be an option; use str, "
+                                               "int, float or bool")
+    if default is not REQUIRED and default is not None:
+        ok = isinstance(default, annotation) if annotation is not float else \
+            isinstance(default, (int, float))
+        if not ok or (annotation is int and isinstance(default, bool)):
+            raise TaskDefinitionError(task, pname, f"default {default!r} is not a "
+                                                   f"{annotation.__name__}")
+    return annotation  # type: ignore[return-value]
+
+
+# Tasks defined since the last `collect()`: the loader empties this before it imports
+# a tasksfile and takes what the import defined.
+_defined: list[Task] = []
+
+
+def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Declare a task: `@task` or `@task(deps=[...], inputs=[...], ...)`."""
+    def decorate(f: Callable[..., Any]) -> Task:
+        if isinstance(f, Task):
+            raise TaskDefinitionError(f.name, None, "@task is applied twice")
+        for key in options:
+            if key not in _OPTIONS:
+                name = options.get("name") or getattr(f, "__name__", "?")
+                raise TaskDefinitionError(str(name), key, "unknown parameter"
+                                          + did_you_mean(key, _OPTIONS))
+        t = Task(f, **options)
+        _defined.append(t)
+        return t
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+_OPTIONS = ("name", "deps", "inputs", "outputs", "env", "cache", "default", "aliases",
+            "timeout", "retries", "service", "ci", "schedule")
+
+
+def collect() -> list[Task]:
+    """The tasks defined since the last call, in definition order."""
+    out = list(_defined)
+    _defined.clear()
+    return out

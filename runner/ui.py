@@ -1,0 +1,260 @@
+"""Turning events into what the user sees: plain lines, JSON lines, or (on a terminal)
+a rich live view. Only the live view imports rich."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import events as ev
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from .executor import Outcome
+
+
+def use_live_view(out: TextIO, quiet: bool, log_format: str) -> bool:
+    """The live view is for people at a terminal, not for pipes, files or CI logs."""
+    if quiet or log_format != "text" or os.environ.get("CI") or os.environ.get("NO_LIVE"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}m{s:04.1f}s"
+
+
+STATUS_WORD = {ev.OK: "ok", ev.CACHED: "cached", ev.RESTORED: "restored",
+               ev.FAILED: "FAILED", ev.SKIPPED: "skipped", ev.CANCELLED: "cancelled"}
+
+
+class PlainRenderer:
+    """Plain lines: for pipes, files and CI logs. Task output is prefixed with the task
+    name (`build | ...`) when several tasks can run at once."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, prefix: bool, width: int = 0,
+                 verbose: bool = False, quiet: bool = False) -> None:
+        self.out = out
+        self.err = err
+        self.prefix = prefix
+        self.width = width
+        self.verbose = verbose
+        self.quiet = quiet
+        self.broken = False
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        if self.broken:
+            return
+        try:
+            stream.write(text + "\n")
+            stream.flush()
+        except BrokenPipeError:  # `runner ... | head`: stop writing, keep running
+            self.broken = True
+
+    def _tag(self, task: str) -> str:
+        return f"{task:<{self.width}} | " if self.prefix else ""
+
+    def __call__(self, e: ev.Event) -> None:
+        if isinstance(e, ev.TaskOutput):
+            self._write(self.err if e.stream == "stderr" else self.out,
+                        self._tag(e.task) + e.line)
+        elif self.quiet:
+            if isinstance(e, ev.TaskFinished) and e.status == ev.FAILED:
+                self._write(self.err, self._failure_line(e))
+        elif isinstance(e, ev.TaskCommand):
+            self._write(self.out, f"{self._tag(e.task)}$ {e.cmd}")
+        elif isinstance(e, ev.TaskStarted):
+            extra = f" (attempt {e.attempt})" if e.attempt > 1 else ""
+            why = f": {e.reason}" if self.verbose and e.reason and e.attempt == 1 else ""
+            self._write(self.out, f"> {e.task}{extra}{why}")
+        elif isinstance(e, ev.TaskRetrying):
+            first = e.error.splitlines()[0] if e.error else "failed"
+            self._write(self.err, f"{e.task}: {first}; retrying in {e.delay:g}s "
+                                  f"(attempt {e.attempt})")
+        elif isinstance(e, ev.TaskFinished):
+            self._write(self.out if e.ok else self.err, self._finished_line(e))
+
+    def _finished_line(self, e: ev.TaskFinished) -> str:
+        word = STATUS_WORD.get(e.status, e.status)
+        if e.status == ev.FAILED:
+            return self._failure_line(e)
+        if e.status in (ev.CACHED, ev.RESTORED, ev.SKIPPED):
+            why = f" ({e.reason})" if e.reason and (self.verbose or e.status != ev.CACHED) \
+                else ""
+            return f"{word} {e.task}{why}"
+        return f"{word} {e.task} ({_dur(e.duration)})"
+
+    def _failure_line(self, e: ev.TaskFinished) -> str:
+        code = f"exit {e.exit_code}, " if e.exit_code is not None else ""
+        return f"FAILED {e.task} ({code}{_dur(e.duration)})"
+
+    def summary(self, outcome: Outcome) -> None:
+        """The end of the run: each task's status and duration, failures last."""
+        if not self.quiet and len(outcome.order) > 1:
+            self._write(self.out, "")
+            self._write(self.out, summary_line(outcome))
+            w = max(len(n) for n in outcome.order)
+            for name in outcome.order:
+                r = outcome.results[name]
+                extra = _dur(r.duration) if r.status in (ev.OK, ev.FAILED, ev.CANCELLED) \
+                    else (r.reason or "")
+                self._write(self.out, f"  {STATUS_WORD.get(r.status, r.status):<9} "
+                                      f"{name:<{w}}  {extra}".rstrip())
+        failures = [outcome.results[n] for n in outcome.failed]
+        if failures:
+            self._write(self.err, "")
+            self._write(self.err, "failures:")
+            for r in failures:
+                for line in failure_lines(r, self.verbose):
+                    self._write(self.err, line)
+
+
+def summary_line(outcome: Outcome) -> str:
+    counts = outcome.counts()
+    order = (ev.OK, ev.CACHED, ev.RESTORED, ev.FAILED, ev.CANCELLED, ev.SKIPPED)
+    parts = [f"{counts[s]} {STATUS_WORD[s].lower()}" for s in order if counts.get(s)]
+    saved = sum(r.saved or 0.0 for r in outcome.results.values())
+    tail = f", {_dur(saved)} saved by the cache" if saved >= 0.01 else ""
+    head = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "done")
+    return f"{head} in {_dur(outcome.duration)}: {', '.join(parts) or 'nothing to do'}{tail}"
+
+
+def failure_lines(r: ev.TaskFinished, verbose: bool) -> list[str]:
+    lines = (r.error or "failed").splitlines()
+    head = [f"  {r.task}: {lines[0]}"]
+    if r.cmd and r.cmd not in lines[0]:
+        head.append(f"    command: {r.cmd}")
+    if r.exit_code is not None:
+        head.append(f"    exit code: {r.exit_code}")
+    if verbose and len(lines) > 1:
+        head.extend("    " + line for line in lines[1:])
+    return head
+
+
+class JsonRenderer:
+    """One JSON object per event, each with the run id and a timestamp."""
+
+    def __init__(self, out: TextIO, run_id: str) -> None:
+        self.out = out
+        self.run_id = run_id
+
+    def __call__(self, e: ev.Event) -> None:
+        import json
+
+        d = e.to_dict()
+        d["run_id"] = self.run_id
+        d["ts"] = round(time.time(), 6)
+        if isinstance(d.get("duration"), float):
+            d["duration"] = round(d["duration"], 6)
+        if isinstance(e, ev.TaskFinished) and e.error:
+            d["error"] = e.error.splitlines()[0]
+        try:
+            self.out.write(json.dumps(d, separators=(",", ":")) + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            pass
+
+    def summary(self, outcome: Outcome) -> None:
+        pass
+
+
+class LiveRenderer:
+    """A live view of the running tasks and their elapsed time, above which task
+    output scrolls; a summary table at the end."""
+
+    def __init__(self, out: TextIO, *, prefix: bool, width: int, verbose: bool) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(file=out, highlight=False)
+        self.plain = PlainRenderer(out, out, prefix=prefix, width=width, verbose=verbose)
+        self.running: dict[str, float] = {}
+        self.live = Live(console=self.console, refresh_per_second=8, transient=True,
+                         get_renderable=self._view, redirect_stdout=False,
+                         redirect_stderr=False)
+        self.live.start()
+
+    def _view(self) -> Any:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 1))
+        now = time.monotonic()
+        for name, since in list(self.running.items()):
+            table.add_row("[yellow]●[/]", name, f"[dim]{_dur(now - since)}[/]")
+        return table
+
+    def __call__(self, e: ev.Event) -> None:
+        from rich.text import Text
+
+        if isinstance(e, ev.TaskStarted):
+            self.running.setdefault(e.task, time.monotonic())
+            if e.attempt > 1:
+                self.console.print(Text(f"{e.task}: attempt {e.attempt}", style="yellow"))
+            return
+        if isinstance(e, ev.TaskOutput):
+            self.console.print(Text(self.plain._tag(e.task) + e.line), soft_wrap=True)
+            return
+        if isinstance(e, ev.TaskCommand):
+            self.console.print(Text(f"{self.plain._tag(e.task)}$ {e.cmd}", style="dim"),
+                               soft_wrap=True)
+            return
+        if isinstance(e, ev.TaskRetrying):
+            first = e.error.splitlines()[0] if e.error else "failed"
+            self.console.print(Text(f"{e.task}: {first}; retrying in {e.delay:g}s",
+                                    style="yellow"))
+            return
+        if isinstance(e, ev.TaskFinished):
+            self.running.pop(e.task, None)
+            style = {ev.OK: "green", ev.FAILED: "bold red", ev.CANCELLED: "red",
+                     ev.SKIPPED: "dim", ev.CACHED: "cyan", ev.RESTORED: "cyan"}[e.status]
+            mark = {ev.OK: "✓", ev.FAILED: "✗", ev.CANCELLED: "✗"}.get(e.status, "·")
+            self.console.print(Text(f"{mark} {self.plain._finished_line(e)}", style=style))
+
+    def summary(self, outcome: Outcome) -> None:
+        from rich.table import Table
+
+        self.live.stop()
+        if len(outcome.order) > 1:
+            table = Table(title=summary_line(outcome), title_justify="left", box=None,
+                          show_header=True, header_style="bold")
+            table.add_column("task")
+            table.add_column("status")
+            table.add_column("time", justify="right")
+            for name in outcome.order:
+                r = outcome.results[name]
+                style = "red" if r.status in (ev.FAILED, ev.CANCELLED) else (
+                    "green" if r.ok else "dim")
+                shown = _dur(r.duration) if r.status in (ev.OK, ev.FAILED, ev.CANCELLED) \
+                    else (r.reason or "")
+                table.add_row(name, f"[{style}]{STATUS_WORD[r.status]}[/]", shown)
+            self.console.print(table)
+        failures = [outcome.results[n] for n in outcome.failed]
+        if failures:
+            self.console.print(Text("failures:", style="bold red"))
+            for r in failures:
+                for line in failure_lines(r, self.plain.verbose):
+                    self.console.print(Text(line), soft_wrap=True)
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+def make_renderer(out: TextIO, err: TextIO, *, log_format: str, quiet: bool, verbose: bool,
+                  prefix: bool, width: int, run_id: str) -> Any:
+    if log_format == "json":
+        return JsonRenderer(out, run_id)
+    if use_live_view(out, quiet, log_format):
+        return LiveRenderer(out, prefix=prefix, width=width, verbose=verbose)
+    return PlainRenderer(out, err, prefix=prefix, width=width, verbose=verbose, quiet=quiet)
