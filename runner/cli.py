@@ -12,7 +12,8 @@ import os
 import sys
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, EXIT_OK, UsageError, UserError, did_you_mean
+from .errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, StoreError, UsageError,
+                     UserError, did_you_mean)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 HELP = """\
 usage: runner [OPTIONS] [TASK [TASK-OPTIONS]]...
        runner graph [TASK...] [--format tree|mermaid|dot|json]
+       runner hash TASK [TASK-OPTIONS]
+       runner cache info|clean|prune [--max-size SIZE] [--older-than AGE]
        runner init
 
 Run tasks from tasksfile.py and the tasks they depend on. With no TASK, run the
@@ -50,7 +53,9 @@ options:
 exit codes: 0 success, 1 a task failed, 2 usage or definition error, 130 interrupted
 """
 
-COMMANDS = ("graph", "init")
+COMMANDS = ("graph", "hash")  # and `init`, handled first: it needs no tasksfile
+# Two-word commands: built in whatever the tasks are called.
+SUBCOMMANDS = {"cache": ("info", "clean", "prune")}
 
 
 class Options:
@@ -74,6 +79,8 @@ class Options:
         self.json = False
         self.help = False
         self.format: str | None = None
+        self.max_size: str | None = None
+        self.older_than: str | None = None
 
 
 # option -> (attribute, takes a value)
@@ -95,6 +102,8 @@ _GLOBAL: dict[str, tuple[str, bool]] = {
     "--json": ("json", False),
     "-h": ("help", False), "--help": ("help", False),
     "--format": ("format", True),
+    "--max-size": ("max_size", True),
+    "--older-than": ("older_than", True),
 }
 
 
@@ -204,6 +213,9 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None,
     except KeyboardInterrupt:
         err.write("runner: interrupted\n")
         return EXIT_INTERRUPTED
+    except StoreError as e:
+        err.write(f"runner: error: {e}\n")
+        return EXIT_TASK_FAILED
     except BrokenPipeError:
         return EXIT_OK
 
@@ -218,20 +230,21 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
     start = opts.directory or os.getcwd()
     if opts.directory is not None and not os.path.isdir(opts.directory):
         raise UsageError(f"-C {opts.directory}: no such directory")
+    from .graph import Graph
     from .loader import NoTasksfileError, find_project, load_tasks
 
     if words and words[0] == "init":
+        # `init` is built in, unless the project here has a task of that name.
         try:
             project: Project | None = find_project(start, opts.file)
         except NoTasksfileError:
             project = None
-        if project is None or os.path.dirname(project.tasksfile) != os.path.abspath(start):
+        if project is None or "init" not in Graph(load_tasks(project.tasksfile,
+                                                             project.root)):
             from .scaffold import init_project
 
             return init_project(os.path.abspath(start), out, words[1:])
     project = find_project(start, opts.file)
-    from .graph import Graph
-
     graph = Graph(load_tasks(project.tasksfile, project.root))
     if opts.list:
         from . import describe
@@ -239,6 +252,11 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
         out.write(describe.list_json(graph) if opts.json else
                   describe.list_text(graph, project.tasksfile))
         return EXIT_OK
+    if len(words) > 1 and words[1] in SUBCOMMANDS.get(words[0], ()):
+        return _command(f"{words[0]} {words[1]}", opts, words[2:], project, graph, out, err)
+    if words and words[0] in SUBCOMMANDS and words[0] not in graph:
+        choices = " | ".join(SUBCOMMANDS[words[0]])
+        raise UsageError(f"usage: runner {words[0]} {choices}")
     if words and words[0] in COMMANDS and words[0] not in graph:
         return _command(words[0], opts, words[1:], project, graph, out, err)
     return _run(opts, words, project, graph, out, err)
@@ -246,6 +264,14 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
 
 def _command(name: str, opts: Options, words: list[str], project: Project, graph: Graph,
              out: TextIO, err: TextIO) -> int:
+    if name == "hash":
+        return _hash(opts, words, project, graph, out, err)
+    if name.startswith("cache "):
+        from .maintenance import cache_command
+
+        _no_words(name, opts, words)
+        return cache_command(name.split()[1], project, opts.max_size, opts.older_than, out,
+                             err, as_json=opts.json)
     targets: list[str] = []
     i = 0
     while i < len(words):
@@ -278,6 +304,45 @@ def _command(name: str, opts: Options, words: list[str], project: Project, graph
                                       ascii_only="utf" not in encoding))
         return EXIT_OK
     raise AssertionError(name)
+
+
+def _no_words(name: str, opts: Options, words: list[str]) -> None:
+    i = 0
+    while i < len(words):
+        nxt = _take_global(opts, words, i) if words[i].startswith("-") else None
+        if nxt is None:
+            raise UsageError(f"`runner {name}` does not take {words[i]!r}")
+        i = nxt
+
+
+def _hash(opts: Options, words: list[str], project: Project, graph: Graph, out: TextIO,
+          err: TextIO) -> int:
+    """Print the fingerprint of each task named (its deps' are computed on the way)."""
+    invocations = _parse_invocations(opts, words, graph)
+    if not invocations:
+        raise UsageError("usage: runner hash TASK [TASK-OPTIONS]")
+    order = graph.select([name for name, _ in invocations])
+    args = _task_args(graph, order, invocations)
+    planner = _planner(opts, project, graph, err, readonly=True)
+    for name in order:
+        planner.fingerprint(name, args[name])
+    for name, _ in invocations:
+        key = planner.key(name)
+        assert key is not None
+        out.write(f"{key.hex()}  {name}\n" if len(invocations) > 1 else f"{key.hex()}\n")
+    return EXIT_OK
+
+
+def _planner(opts: Options, project: Project, graph: Graph, err: TextIO, *,
+             readonly: bool) -> Any:
+    from .plan import Planner
+    from .store import Store
+
+    def warn(message: str) -> None:
+        err.write(f"runner: warning: {message}\n")
+
+    store = None if opts.no_cache else Store(project.cache_dir, readonly=readonly, warn=warn)
+    return Planner(graph, project, store, force=opts.force, dry_run=readonly, warn=warn)
 
 
 def _parse_invocations(opts: Options, words: list[str], graph: Graph
@@ -393,36 +458,62 @@ def _run(opts: Options, words: list[str], project: Project, graph: Graph, out: T
         invocations = [(graph.default, {})]
     order = graph.select([name for name, _ in invocations])
     args = _task_args(graph, order, invocations)
-    from .plan import Planner
+    skipped: list[str] = []
+    if opts.since:
+        order, skipped = _since(opts.since, project, graph, order)
+        if not order:
+            out.write(f"nothing to do: no task's inputs changed since {opts.since}\n")
+            return EXIT_OK
+    planner = _planner(opts, project, graph, err, readonly=opts.dry_run)
+    try:
+        if opts.dry_run:
+            return _dry_run(order, graph, args, planner, out, skipped, opts.since)
+        return _execute(opts, project, graph, order, args, planner, out, err)
+    finally:
+        if planner.store is not None:
+            planner.store.close()
 
-    planner = Planner(graph, force=opts.force)
-    if opts.dry_run:
-        return _dry_run(order, graph, args, planner, out)
-    return _execute(opts, project, graph, order, args, planner, out, err)
+
+def _since(ref: str, project: Project, graph: Graph, order: list[str]
+           ) -> tuple[list[str], list[str]]:
+    """Narrow a run to the tasks whose inputs changed since `ref`, what depends on
+    them, and the deps those need; returns (new order, tasks left out)."""
+    from . import globs
+    from .since import changed_files
+
+    changed = changed_files(project.root, ref)
+    global_hit = any(globs.matches(project.config.global_inputs, p) for p in changed)
+    direct = [n for n in order if global_hit or any(
+        globs.matches(graph.tasks[n].inputs, p) for p in changed)]
+    affected = graph.dependents(direct, order)
+    new_order = graph.select([n for n in order if n in affected]) if affected else []
+    return new_order, [n for n in order if n not in new_order]
 
 
 def _dry_run(order: list[str], graph: Graph, args: dict[str, dict[str, Any]],
-             planner: Any, out: TextIO) -> int:
+             planner: Any, out: TextIO, skipped: list[str], since: str | None) -> int:
     """What would run, in order, and why; nothing runs and nothing is written."""
-    from .plan import RUN
+    from .plan import RUN, WILL_RUN
 
     width = max(len(n) for n in order)
-    will_run: dict[str, bool] = {}
+    status: dict[str, str] = {}
     lines = []
+    planner.load(order)
     for name in order:
-        decision = planner.decide(name, args[name], {d: will_run[d] for d in graph.deps(name)})
-        will_run[name] = decision.action == RUN
+        decision = planner.decide(name, args[name], {d: status[d] for d in graph.deps(name)})
+        status[name] = WILL_RUN if decision.action == RUN else "cached"
         lines.append(f"  {decision.action:<8} {name:<{width}}  {decision.reason}")
-    n_run = sum(will_run.values())
-    out.write(f"dry run: {n_run} of {len(order)} tasks would run, in this order:\n")
+    n_run = sum(1 for s in status.values() if s == WILL_RUN)
+    out.write(f"dry run: {n_run} of {len(order)} tasks would run; in order:\n")
     out.write("\n".join(lines) + "\n")
-    planner.close()
+    if skipped:
+        out.write(f"left out, no input changed since {since}: {', '.join(skipped)}\n")
     return EXIT_OK
 
 
 def _execute(opts: Options, project: Project, graph: Graph, order: list[str],
              args: dict[str, dict[str, Any]], planner: Any, out: TextIO, err: TextIO) -> int:
-    from .events import Bus
+    from .events import Bus, RunFinished, RunStarted
     from .executor import Executor
     from .ui import make_renderer
 
@@ -435,16 +526,16 @@ def _execute(opts: Options, project: Project, graph: Graph, order: list[str],
                              verbose=bool(opts.verbose), prefix=parallel,
                              width=max(len(n) for n in order), run_id=run_id)
     bus.subscribe(renderer)
-    from .events import RunFinished, RunStarted
+    if planner.store is not None:
+        from .history import HistoryRecorder
 
+        planner.store.share_project()
+        bus.subscribe(HistoryRecorder(planner.store, order))
     bus.emit(RunStarted(run_id, order, jobs))
     executor = Executor(graph, order, args, planner=planner, bus=bus, jobs=jobs,
                         keep_going=opts.keep_going, root=project.root,
                         grace=config.kill_timeout, interactive=not parallel)
-    try:
-        outcome = executor.run()
-    finally:
-        planner.close()
+    outcome = executor.run()
     status = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "ok")
     bus.emit(RunFinished(run_id, status, outcome.duration, outcome.exit_code,
                          outcome.counts()))

@@ -115,21 +115,21 @@ def _apply_file(values: dict[str, Any], section: dict[str, Any], path: str, text
         if key in TABLES:
             if not isinstance(value, dict):
                 raise ConfigError(f"tool.runner.{key}", "must be a table", file=path,
-                                  line=_locate(text, "tool.runner", key))
+                                  line=locate(text, "tool.runner", key))
             for sub, v in value.items():
                 full = f"tool.runner.{key}.{sub}"
-                where = {"file": path, "line": _locate(text, f"tool.runner.{key}", sub)}
+                where = {"file": path, "line": locate(text, f"tool.runner.{key}", sub)}
                 if sub not in TABLES[key]:
                     raise ConfigError(full, "unknown key" + did_you_mean(sub, TABLES[key]),
                                       **where)
                 values[key][sub] = _check(full, TABLES[key][sub][0], v, where)
         elif key in SCHEMA:
-            where = {"file": path, "line": _locate(text, "tool.runner", key)}
+            where = {"file": path, "line": locate(text, "tool.runner", key)}
             values[key] = _check(f"tool.runner.{key}", SCHEMA[key][0], value, where)
         else:
             known = list(SCHEMA) + list(TABLES)
             raise ConfigError(f"tool.runner.{key}", "unknown key" + did_you_mean(key, known),
-                              file=path, line=_locate(text, "tool.runner", key))
+                              file=path, line=locate(text, "tool.runner", key))
 
 
 def _apply_env(values: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -191,7 +191,7 @@ def _check(key: str, kind: str, value: Any, where: dict[str, Any]) -> Any:
     return value
 
 
-def _locate(text: str, table: str, key: str) -> int | None:
+def locate(text: str, table: str, key: str) -> int | None:
     """The line of `key = ...` inside `[table]` (or a dotted `key.x = ...`), best effort:
     TOML parsers do not report where a value came from."""
     current = None

@@ -104,6 +104,11 @@ class ConfigError(UserError):
         super().__init__(f"{where}{key}: {problem}")
 
 
+class StoreError(Exception):
+    """The cache state cannot be written (a full disk, no permission): the run fails
+    with this message (exit 1)."""
+
+
 class TaskError(Exception):
     """A task failed. Raise it from a task to fail it with a message; `sh` raises it
     when a command exits non-zero, with `exit_code` and `cmd` set."""

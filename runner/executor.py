@@ -15,8 +15,8 @@ import threading
 import time
 
 from . import events as ev
-from .errors import Cancelled, TaskError
-from .plan import RESTORE, RUN
+from .errors import Cancelled, StoreError, TaskError
+from .plan import RESTORE, RUN, Decision
 from .proc import Scope, TaskContext, set_context
 
 TYPE_CHECKING = False
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from .events import Bus
     from .graph import Graph
-    from .plan import Decision, Planner
+    from .plan import Planner
 
 BACKOFF_BASE = 0.5   # seconds before the first retry; doubles for each one after
 BACKOFF_MAX = 30.0
@@ -91,6 +91,7 @@ class Executor:
         self._q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._results: dict[str, ev.TaskFinished] = {}
         self._running: dict[str, _Running] = {}
+        self._waiting: set[str] = set()  # tasks another runner holds; we wait for it
         self._signals = 0
 
     # ------------------------------------------------------------------ main loop
@@ -103,6 +104,7 @@ class Executor:
         sorter.prepare()
         ready: list[str] = sorted(sorter.get_ready(), key=position.__getitem__)
         stopping = False
+        self.planner.load(self.order)
         restore = self._install_signal_handlers()
         try:
             while True:
@@ -111,7 +113,8 @@ class Executor:
                     done = self._start_or_settle(name)
                     if done is not None:
                         stopping |= self._finish(name, done, sorter, ready, position)
-                if not self._running and (stopping or not ready):
+                if not self._running and (stopping or not ready) and (
+                        stopping or not self._waiting):
                     break
                 item = self._next_item()
                 if item is None:
@@ -126,11 +129,21 @@ class Executor:
                     timeout = self.graph.tasks[name].timeout
                     if run is not None and timeout is not None and run.stop_at is None:
                         run.deadline = at + timeout
+                elif item[0] == "locked":
+                    name = item[1]
+                    self._waiting.discard(name)
+                    if stopping:
+                        self.planner.unlock(name)
+                        continue
+                    done = self._start_or_settle(name)
+                    if done is not None:
+                        stopping |= self._finish(name, done, sorter, ready, position)
                 elif item[0] == "signal":
                     stopping = True
                     self._on_signal()
         finally:
             restore()
+            self.planner.finish()
         for name in self.order:  # what the run never reached
             if name not in self._results:
                 reason = "interrupted" if self._signals else "not run: an earlier task failed"
@@ -139,16 +152,26 @@ class Executor:
                        interrupted=self._signals > 0)
 
     def _start_or_settle(self, name: str) -> ev.TaskFinished | None:
-        """Start the task in a thread, or return its result when it does not run."""
+        """Start the task in a thread, or return its result when it does not run (or
+        None while another runner holds it: a thread waits for that)."""
         deps = self.graph.deps(name)
         broken = [d for d in deps if self._results[d].status not in ev.SUCCESS]
         if broken:
             return ev.TaskFinished(name, ev.SKIPPED, reason=f"dep {broken[0]} did not succeed")
+        if not self.planner.lock(name, wait=False):
+            self._waiting.add(name)
+            self.bus.emit(ev.TaskOutput(name, "waiting: another runner is running this task",
+                                        "stderr"))
+            threading.Thread(target=self._wait_for_lock, args=(name,), daemon=True,
+                             name=f"wait:{name}").start()
+            return None
         decision = self.planner.decide(name, self.args[name],
-                                       {d: self._results[d].status == ev.OK for d in deps})
+                                       {d: self._results[d].status for d in deps})
+        if decision.action == RESTORE and not self.planner.restore(name):
+            decision = Decision(RUN, ["the cache entry is damaged (a blob fails its digest)"])
         if decision.action != RUN:
             status = ev.RESTORED if decision.action == RESTORE else ev.CACHED
-            return ev.TaskFinished(name, status, reason=decision.reason)
+            return ev.TaskFinished(name, status, reason=decision.reason, saved=decision.saved)
         scope = Scope(name)
         thread = threading.Thread(target=self._work, args=(name, decision, scope),
                                   name=f"task:{name}", daemon=True)
@@ -156,12 +179,15 @@ class Executor:
         thread.start()
         return None
 
+    def _wait_for_lock(self, name: str) -> None:
+        self.planner.lock(name, wait=True)
+        self._q.put(("locked", name))
+
     def _finish(self, name: str, result: ev.TaskFinished, sorter: Any, ready: list[str],
                 position: dict[str, int]) -> bool:
         """Record a task's result; True when the run must stop scheduling."""
         self._running.pop(name, None)
-        if result.status == ev.OK:
-            self.planner.record(name, self.args[name], result.duration)
+        self.planner.unlock(name)
         self._results[name] = result
         self.bus.emit(result)
         sorter.done(name)
@@ -213,8 +239,19 @@ class Executor:
                 run.stop_at = time.monotonic()
 
     def _install_signal_handlers(self) -> Any:
+        import sys
+
+        from .proc import TaskStream
+
+        streams = (sys.stdout, sys.stderr)
+        sys.stdout = TaskStream(sys.stdout, "stdout")  # type: ignore[assignment]
+        sys.stderr = TaskStream(sys.stderr, "stderr")  # type: ignore[assignment]
+
+        def restore_streams() -> None:
+            sys.stdout, sys.stderr = streams
+
         if threading.current_thread() is not threading.main_thread():
-            return lambda: None
+            return restore_streams
 
         def handler(signum: int, frame: object) -> None:
             self._q.put(("signal", signum))
@@ -225,6 +262,7 @@ class Executor:
         def restore() -> None:
             for s, h in previous.items():
                 signal.signal(s, h)
+            restore_streams()
         return restore
 
     # ------------------------------------------------------------------ worker
@@ -238,15 +276,16 @@ class Executor:
             interactive=self.interactive, grace=self.grace)
         set_context(ctx)
         started = time.monotonic()
+        started_ns = time.time_ns()
         attempt = 1
         try:
+            self.planner.prepare(name)
             while True:
                 self._q.put(("attempt", name, time.monotonic()))
                 bus.emit(ev.TaskStarted(name, decision.reason, attempt))
                 error = _run_attempt(task.fn, self.args[name])
                 if error is None:
-                    result = ev.TaskFinished(name, ev.OK, time.monotonic() - started,
-                                             exit_code=0)
+                    result = self._store(name, time.monotonic() - started)
                     break
                 if isinstance(error, _Stopped) or scope.cancelled:
                     result = self._stopped_result(name, scope, started)
@@ -265,7 +304,19 @@ class Executor:
                 break
         finally:
             set_context(None)
+        if result.status == ev.CANCELLED or result.exit_code == 124:
+            self.planner.discard(name, started_ns)
         self._q.put(("done", name, result))
+
+    def _store(self, name: str, duration: float) -> ev.TaskFinished:
+        """The task succeeded: its outputs go into the cache."""
+        try:
+            why_not = self.planner.record(name, duration)
+        except StoreError as e:
+            return ev.TaskFinished(name, ev.FAILED, duration, exit_code=1,
+                                   error=f"the task succeeded, but its result cannot be "
+                                         f"cached: {e}")
+        return ev.TaskFinished(name, ev.OK, duration, exit_code=0, reason=why_not)
 
     def _stopped_result(self, name: str, scope: Scope, started: float) -> ev.TaskFinished:
         reason = scope.reason or "cancelled"

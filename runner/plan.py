@@ -1,26 +1,50 @@
-"""Whether a task must run, and why: the one place the executor and `-n` ask."""
+"""Whether a task must run, and why: the one place the executor and `-n` ask.
+
+For each task, when its deps are done, `decide` computes its fingerprint and compares
+it with the cache: the same fingerprint seen before, with the outputs that run left in
+place, is a skip; with outputs missing, altered or joined by stale files, a restore;
+anything else runs, with the reasons `-n` and `-v` print. After a task succeeds,
+`record` stores its outputs under its fingerprint — unless an input changed while it
+ran, in which case nothing is stored (the result matches no single state of the
+inputs).
+"""
 
 from __future__ import annotations
 
+import os
+import time
+
+from . import fingerprint as fp
+from . import globs
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from .graph import Graph
+    from .loader import Project
+    from .store import Store
+    from .tasks import Task
 
 RUN = "run"
 SKIP = "skip"          # up to date, outputs in place
 RESTORE = "restore"    # up to date, outputs restored from the cache
 
+# What `decide` is told about a dep: how it ended in this run, or for a dry run,
+# whether it would run.
+WILL_RUN = "will run"
+
 
 class Decision:
     """What to do with a task, with the reasons `-n` and `-v` print."""
 
-    __slots__ = ("action", "reasons")
+    __slots__ = ("action", "reasons", "saved")
 
-    def __init__(self, action: str, reasons: list[str]) -> None:
+    def __init__(self, action: str, reasons: list[str], saved: float | None = None) -> None:
         self.action = action
         self.reasons = reasons
+        self.saved = saved  # for a hit: how long the cached run took
 
     @property
     def reason(self) -> str:
@@ -31,28 +55,328 @@ class Decision:
 
 
 class Planner:
-    """Decides, for each task when its deps are done, whether it runs."""
+    """Decides, for each task when its deps are done, whether it runs; stores what
+    successful runs produced. With `store=None` (--no-cache) every task runs."""
 
-    def __init__(self, graph: Graph, *, force: bool = False) -> None:
+    def __init__(self, graph: Graph, project: Project, store: Store | None, *,
+                 force: bool = False, dry_run: bool = False,
+                 environ: Mapping[str, str] | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
         self.graph = graph
+        self.project = project
+        self.root = project.root
+        self.store = store
         self.force = force
+        self.dry_run = dry_run
+        self.environ = os.environ if environ is None else environ
+        self.warn = warn or (lambda msg: None)
+        self.skip_dirs = [os.path.relpath(project.cache_dir, project.root).replace(os.sep, "/")]
+        self._code = fp.CodeDigest(self.root)
+        self._records: dict[str, dict[str, Any]] | None = None
+        self._fps: dict[str, fp.Fingerprint] = {}
+        self._inputs: dict[str, fp.FileSet] = {}
+        self._walks: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, dict[str, Any]] = {}   # record updates after a hit
+        self._rescanned: set[str] = set()  # tasks whose input stat data moved
+        self._entries: dict[str, dict[str, Any]] = {}   # the entry a restore will use
+        self._hits: list[bytes] = []
+        self._global: bytes | None = None
+        self.files_read = 0
 
-    def decide(self, name: str, args: dict[str, Any], deps_ran: dict[str, bool]) -> Decision:
+    # ------------------------------------------------------------ fingerprints
+    def _record(self, name: str) -> dict[str, Any] | None:
+        if self._records is None:
+            self._records = {}
+            if self.store is not None:
+                self._records = self.store.records(self.graph.tasks)
+        return self._records.get(name)
+
+    def load(self, names: list[str]) -> None:
+        """Read the records of these tasks in one query (before deciding about them)."""
+        if self._records is None and self.store is not None:
+            self._records = self.store.records(names)
+
+    def fingerprint(self, name: str, args: Mapping[str, Any]) -> fp.Fingerprint:
+        """The task's fingerprint now (its deps' must be computed first)."""
         task = self.graph.tasks[name]
-        if self.force:
-            return Decision(RUN, ["forced"])
+        rec = self._record(name)
+        files = self._expand_inputs(name, task, rec)
+        previous = fp.FileSet.from_record(rec.get("inputs")) if rec else None
+        inputs, read = fp.scan(self.root, files, previous)
+        self.files_read += read
+        self._inputs[name] = inputs
+        if inputs is not previous or self._walks[name] is not (rec or {}).get("walk"):
+            self._rescanned.add(name)
+        result = fp.Fingerprint(
+            version=fp.version_tag(name), code=self._code.of_task(task),
+            args=fp.arg_digests(args), env=fp.env_digests(task.env, self.environ),
+            deps={d: self._fps[d].key for d in self.graph.deps(name) if d in self._fps},
+            inputs=inputs, glob=self._global_digest())
+        self._fps[name] = result
+        return result
+
+    def key(self, name: str) -> bytes | None:
+        f = self._fps.get(name)
+        return f.key if f else None
+
+    def _expand_inputs(self, name: str, task: Task, rec: dict[str, Any] | None) -> list[str]:
+        """The files the task's inputs match. When every directory the last walk read
+        is unchanged (and no ignore file changed), the answer is the last one: no
+        directory is listed again."""
+        walk = rec.get("walk") if rec else None
+        if walk is not None and walk["patterns"] == task.inputs and _walk_still_valid(
+                self.root, walk):
+            self._walks[name] = walk
+            return walk["files"]
+        started = time.time_ns()
+        w = globs.expand(self.root, task.inputs, skip=self.skip_dirs)
+        self._walks[name] = {
+            "patterns": task.inputs, "at": started, "files": w.files,
+            "dirs": [(d, *_dir_stat(self.root, d)) for d in w.dirs],
+            "ignores": [(f, _file_stat(self.root, f)) for f in
+                        {".git/info/exclude", *w.ignore_files}]}
+        return w.files
+
+    def _global_digest(self) -> bytes:
+        """The digest of the project's `global_inputs`, part of every fingerprint."""
+        if self._global is None:
+            patterns = self.project.config.global_inputs
+            if not patterns:
+                self._global = b""
+            else:
+                rec = self._record(":global") or {}
+                files = globs.expand(self.root, patterns, skip=self.skip_dirs).files
+                previous = fp.FileSet.from_record(rec.get("inputs"))
+                found, read = fp.scan(self.root, files, previous)
+                self.files_read += read
+                self._global = found.digest
+                if found is not previous and self.store is not None and not self.dry_run:
+                    self.store.save_record(":global", {"inputs": found.to_record()})
+        return self._global
+
+    # ------------------------------------------------------------ deciding
+    def decide(self, name: str, args: Mapping[str, Any], deps: Mapping[str, str]
+               ) -> Decision:
+        """Run, skip or restore, and why. `deps`: each dep's status in this run."""
+        task = self.graph.tasks[name]
+        if self.store is None:
+            self.fingerprint(name, args)
+            return Decision(RUN, ["the cache is off (--no-cache)"])
+        if self.dry_run:
+            coming = [d for d, s in deps.items() if s == WILL_RUN]
+            if coming and task.cache:
+                # Its inputs may include what that dep writes: it cannot be known yet.
+                self.fingerprint(name, args)
+                return Decision(RUN, [f"dep {d} will run" for d in coming])
+        new = self.fingerprint(name, args)
         if task.service:
-            return Decision(RUN, ["service task: never cached"])
+            return Decision(RUN, ["a service task is never cached"])
         if not task.cache:
-            return Decision(RUN, ["not cached (no inputs declared)" if not task.inputs
-                                  else "caching is off for this task"])
-        ran = [d for d, r in deps_ran.items() if r]
-        if ran:
-            return Decision(RUN, [f"dep {d} ran" for d in ran])
-        return Decision(RUN, ["never ran"])
+            return Decision(RUN, ["not cached: no inputs declared" if not task.inputs
+                                  else "not cached: cache=False"])
+        if self.force:
+            return Decision(RUN, ["forced (-B)"])
+        rec = self._record(name)
+        entry = None
+        if rec is not None and rec.get("key") == new.key:
+            entry = {"outputs": rec["outputs"], "duration": rec.get("duration", 0.0)}
+        elif self.store is not None:
+            entry = self.store.entry(new.key)
+        if entry is None:
+            return Decision(RUN, fp.describe_changes(rec, new, deps))
+        return self._check_outputs(name, task, new, rec, entry)
 
-    def record(self, name: str, args: dict[str, Any], duration: float) -> None:
-        """A task succeeded: remember it (nothing to remember without a cache)."""
+    def _check_outputs(self, name: str, task: Task, new: fp.Fingerprint,
+                       rec: dict[str, Any] | None, entry: dict[str, Any]) -> Decision:
+        """A cache hit: are the outputs that run produced in place, byte for byte?"""
+        assert self.store is not None
+        expected = {p: (d, mode) for p, d, mode, _size in entry["outputs"]}
+        present = globs.expand(self.root, task.outputs, skip=self.skip_dirs,
+                               gitignore=False).files if task.outputs else []
+        previous = fp.FileSet.from_record(rec.get("out")) if rec else None
+        found, read = fp.scan(self.root, list(expected), previous)
+        self.files_read += read
+        reasons = []
+        for p, (d, mode) in expected.items():
+            now = found.get(p)
+            if now is None:
+                reasons.append(f"output {p} missing (restorable)")
+            elif now[0] != d or (now[1] & 0o7777) != (mode & 0o7777):
+                reasons.append(f"output {p} changed (restorable)")
+        stale = [p for p in present if p not in expected and not self._is_input(task, p)]
+        reasons += [f"stale output {p} (will be removed)" for p in stale]
+        update = self._updated_record(name, new, entry, found)
+        if reasons:
+            missing = [d for p, (d, _m) in expected.items() if not self.store.has_blob(d)
+                       and (found.get(p) or (b"",))[0] != d]
+            if missing:
+                return Decision(RUN, ["the cache entry is incomplete (an output's blob is "
+                                      "missing)"])
+            self._entries[name] = {"entry": entry, "stale": stale, "record": update}
+            return Decision(RESTORE, reasons, saved=entry["duration"])
+        self._hits.append(new.key)
+        if rec is None or found is not previous or name in self._rescanned:
+            self._pending[name] = update  # a touched file's new stat data, for next time
+        return Decision(SKIP, ["up to date"], saved=entry["duration"])
 
-    def close(self) -> None:
+    def _updated_record(self, name: str, new: fp.Fingerprint, entry: dict[str, Any],
+                        outputs: fp.FileSet) -> dict[str, Any]:
+        rec = new.to_record()
+        rec.update(key=new.key, inputs=self._inputs[name].to_record(), walk=self._walks[name],
+                   outputs=entry["outputs"], out=outputs.to_record(),
+                   duration=entry["duration"])
+        return rec
+
+    def _is_input(self, task: Task, path: str) -> bool:
+        return any(globs.match(p, path) for p in task.inputs if not p.startswith("!"))
+
+    # ------------------------------------------------------------ acting
+    def restore(self, name: str) -> bool:
+        """Put the outputs of the cached run back; False if the cache cannot (a blob is
+        damaged or gone): then the task must run."""
+        assert self.store is not None
+        plan = self._entries.pop(name)
+        outputs = plan["entry"]["outputs"]
+        if not self.store.restore_blobs(outputs, self.root):
+            return False
+        for p in plan["stale"]:
+            _unlink(os.path.join(self.root, p))
+        record = plan["record"]
+        record["out"] = fp.scan(self.root, [o[0] for o in outputs], None)[0].to_record()
+        self._save(name, record)
+        self._hits.append(record["key"])
+        return True
+
+    def prepare(self, name: str) -> None:
+        """Before a cached task runs: delete what its outputs match (it makes them
+        again; a file it no longer makes must not survive as if it had). Files that
+        are also its inputs (a formatter rewriting sources) stay."""
+        task = self.graph.tasks[name]
+        if self.dry_run or self.store is None or not task.cache or not task.outputs:
+            return
+        for p in globs.expand(self.root, task.outputs, skip=self.skip_dirs,
+                              gitignore=False).files:
+            if not self._is_input(task, p):
+                _unlink(os.path.join(self.root, p))
+
+    def discard(self, name: str, since_ns: int) -> None:
+        """A task was stopped mid-run: delete the outputs it wrote (they may be half
+        written), as make deletes the target of an interrupted recipe."""
+        task = self.graph.tasks[name]
+        if not task.outputs or self.dry_run:
+            return
+        for p in globs.expand(self.root, task.outputs, skip=self.skip_dirs,
+                              gitignore=False).files:
+            full = os.path.join(self.root, p)
+            try:
+                if os.stat(full).st_mtime_ns >= since_ns and not self._is_input(task, p):
+                    os.unlink(full)
+            except OSError:
+                pass
+
+    def record(self, name: str, duration: float) -> str | None:
+        """A task succeeded: store its outputs under its fingerprint. Returns why
+        nothing was stored, or None."""
+        task = self.graph.tasks[name]
+        new = self._fps.get(name)
+        if self.store is None or self.dry_run or new is None or not task.cache:
+            return None
+        moved = self._inputs_moved(name)
+        if moved:
+            return f"input {moved} changed while the task ran: its result is not cached"
+        files = globs.expand(self.root, task.outputs, skip=self.skip_dirs,
+                             gitignore=False).files if task.outputs else []
+        made, _ = fp.scan(self.root, files, None)
+        outputs: list[tuple[str, bytes, int, int]] = []
+        sizes = fp.unpack(made.stats)
+        for i, p in enumerate(made.paths):
+            d, mode = made.get(p)  # type: ignore[misc]
+            self.store.put_blob(os.path.join(self.root, p), d)
+            outputs.append((p, d, mode, sizes[4 * i + 1]))
+        self.store.put_entry(new.key, name, outputs, duration)
+        entry = {"outputs": outputs, "duration": duration}
+        self._save(name, self._updated_record(name, new, entry, made))
+        return None
+
+    def _inputs_moved(self, name: str) -> str | None:
+        """An input whose stat data differs from when the fingerprint was taken, or
+        that appeared or vanished meanwhile (files the task writes itself excepted)."""
+        task = self.graph.tasks[name]
+        before = self._inputs.get(name, fp.EMPTY)
+        now = globs.expand(self.root, task.inputs, skip=self.skip_dirs).files \
+            if task.inputs else []
+        old = fp.unpack(before.stats)
+        for p in sorted(set(now) | set(before.paths)):
+            if task.outputs and globs.matches(task.outputs, p):
+                continue  # it writes this input itself (in place)
+            i = before.index(p)
+            try:
+                st = os.stat(os.path.join(self.root, p))
+            except OSError:
+                if i is not None:
+                    return p
+                continue
+            if i is None:
+                return p
+            was = tuple(old[4 * i:4 * i + 4])
+            if was[1:] != fp.stat_key(st)[1:] or (was[0] != -1 and was[0] != st.st_ino):
+                return p
+        return None
+
+    def _save(self, name: str, record: dict[str, Any]) -> None:
+        if self.store is not None and not self.dry_run:
+            self.store.save_record(name, record)
+
+    def lock(self, name: str, wait: bool) -> bool:
+        if self.store is None or self.dry_run:
+            return True
+        return self.store.lock(name, wait)
+
+    def unlock(self, name: str) -> None:
+        if self.store is not None and not self.dry_run:
+            self.store.unlock(name)
+
+    def finish(self) -> None:
+        """After the run: save what hits refreshed (touched files), mark used entries."""
+        if self.store is None or self.dry_run:
+            return
+        for name, record in self._pending.items():
+            self.store.save_record(name, record)
+        self._pending.clear()
+        self.store.touch_entries(self._hits)
+
+
+def _dir_stat(root: str, rel: str) -> tuple[int, int]:
+    try:
+        st = os.stat(os.path.join(root, rel) if rel else root)
+    except OSError:
+        return (-1, -1)
+    return (st.st_mtime_ns, st.st_ino)
+
+
+def _file_stat(root: str, rel: str) -> tuple[int, int, int, int] | None:
+    try:
+        return fp.stat_key(os.stat(os.path.join(root, rel)))
+    except OSError:
+        return None
+
+
+def _walk_still_valid(root: str, walk: dict[str, Any]) -> bool:
+    at = walk["at"]
+    for rel, mtime, ino in walk["dirs"]:
+        if _dir_stat(root, rel) != (mtime, ino):
+            return False
+        window = 2_000_000_000 if mtime % 1_000_000_000 == 0 else 100_000_000
+        if mtime >= at - window:
+            return False  # listed within the clock's granularity of a change
+    for rel, st in walk["ignores"]:
+        if _file_stat(root, rel) != st:
+            return False
+    return True
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
         pass

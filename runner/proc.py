@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -20,7 +19,9 @@ from .errors import Cancelled, TaskError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
 
 _local = threading.local()
 
@@ -81,10 +82,50 @@ class TaskContext:
         self.command = command    # each command as it starts
         self.interactive = interactive  # commands may read the terminal (stdin)
         self.commands: list[str] = []
+        self.partial: dict[str, str] = {}  # what print() wrote after its last newline
 
 
 def set_context(ctx: TaskContext | None) -> None:
+    old = getattr(_local, "ctx", None)
+    if ctx is None and old is not None:
+        for stream, text in old.partial.items():  # a last line without its newline
+            if text:
+                old.output(text, stream)
+        old.partial.clear()
     _local.ctx = ctx
+
+
+class TaskStream:
+    """Stands in for sys.stdout / sys.stderr during a run: what a task's own Python
+    code prints becomes that task's output, line by line, like its commands' output
+    (prefixed when tasks run in parallel, JSON events with --log-format json). Writes
+    from other threads go straight through."""
+
+    def __init__(self, real: Any, name: str) -> None:
+        self.real = real
+        self.name = name
+
+    def write(self, text: str) -> int:
+        ctx = current_context()
+        if ctx is None:
+            return self.real.write(text)
+        buf = ctx.partial.get(self.name, "") + text
+        *lines, rest = buf.split("\n")
+        ctx.partial[self.name] = rest
+        for line in lines:
+            ctx.output(line.rstrip("\r"), self.name)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if current_context() is None:
+            self.real.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno, ...
+        return getattr(self.real, name)
 
 
 def current_context() -> TaskContext | None:
@@ -118,6 +159,8 @@ def sh(cmd: str | Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[st
     `check=False`. The command runs in its own process group and is killed, with all
     its descendants, when the task is cancelled or `timeout` seconds pass.
     """
+    import subprocess  # here, not at the top: a run with nothing to do never needs it
+
     ctx = current_context()
     shell = isinstance(cmd, str)
     if shell:
@@ -146,8 +189,8 @@ def sh(cmd: str | Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[st
                 full_env.pop(k, None)
             else:
                 full_env[k] = str(v)
-    if cwd is None and ctx is not None:
-        cwd = ctx.root
+    if ctx is not None:  # relative to the project root, wherever runner was started
+        cwd = ctx.root if cwd is None else os.path.join(ctx.root, cwd)
     if ctx is not None:
         ctx.commands.append(shown)
         ctx.command(shown)

@@ -8,13 +8,11 @@ straight from its code object.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from .errors import TaskDefinitionError, did_you_mean
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at start-up; annotations only need it here
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
@@ -143,7 +141,7 @@ class Task(_Frozen):
             raise TaskDefinitionError(str(name), "name", "a task name is letters, digits, "
                                       "'_', '.', '-' (not first), with ':' between namespaces")
         bad = _Check(name)
-        doc = (getattr(fn, "__doc__", None) or "").strip()
+        doc = _cleandoc(getattr(fn, "__doc__", None) or "")
         self._set(
             name=name, fn=fn,
             deps=bad.deps(deps),
@@ -179,6 +177,18 @@ class Task(_Frozen):
 
     def default_args(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params if not p.required}
+
+
+def _cleandoc(doc: str) -> str:
+    """A docstring without its source indentation (inspect.cleandoc's rule: the first
+    line is stripped, the others lose their common leading whitespace)."""
+    lines = doc.expandtabs().splitlines()
+    if not lines:
+        return ""
+    rest = lines[1:]
+    indents = [len(ln) - len(ln.lstrip()) for ln in rest if ln.strip()]
+    cut = min(indents) if indents else 0
+    return "\n".join([lines[0].strip()] + [ln[cut:].rstrip() for ln in rest]).strip()
 
 
 class _Check:
@@ -278,7 +288,7 @@ class _Check:
             return {}
         if value is True:
             return {"job": True}
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             raise self.fail("ci", f"expected a mapping of GitHub Actions settings, got "
                                   f"{type(value).__name__}")
         for key in value:
@@ -290,12 +300,39 @@ class _Check:
         if value is None:
             return None
         if not isinstance(value, str) or len(value.split()) != 5:
-            raise self.fail("schedule", f"expected a cron expression of 5 fields, got {value!r}")
-        allowed = set("0123456789*/,-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-        for field in value.split():
-            if not set(field) <= allowed:
-                raise self.fail("schedule", f"bad cron field {field!r} in {value!r}")
+            raise self.fail("schedule", f"expected a cron expression of 5 fields "
+                                        f"(minute hour day month weekday), got {value!r}")
+        for field, (what, low, high, names) in zip(value.split(), _CRON_FIELDS):
+            problem = _cron_field_problem(field, low, high, names)
+            if problem:
+                raise self.fail("schedule", f"{what} field {field!r} of {value!r}: {problem}")
         return value
+
+
+_MONTHS = ("jan feb mar apr may jun jul aug sep oct nov dec").split()
+_DAYS = ("sun mon tue wed thu fri sat").split()
+_CRON_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day", 1, 31, ()),
+                ("month", 1, 12, _MONTHS), ("weekday", 0, 6, _DAYS))
+
+
+def _cron_field_problem(field: str, low: int, high: int, names: tuple[str, ...]) -> str:
+    """What is wrong with one field of a cron expression ('' if nothing): `*`, `*/n`,
+    `a`, `a-b`, `a-b/n` and lists of those, as GitHub Actions accepts them."""
+    for item in field.split(","):
+        body, _, step = item.partition("/")
+        if step and (not step.isdigit() or int(step) < 1):
+            return f"bad step {step!r}"
+        if body == "*":
+            continue
+        for bound in body.split("-", 1):
+            if bound.lower() in names:
+                continue
+            if not bound.isdigit():
+                return f"{bound!r} is not a number" + (f" or a name ({names[0]}...)"
+                                                       if names else "")
+            if not low <= int(bound) <= high:
+                return f"{bound} is out of range {low}-{high}"
+    return ""
 
 
 def _params(task: str, fn: Callable[..., Any]) -> tuple[Param, ...]:
@@ -303,9 +340,12 @@ def _params(task: str, fn: Callable[..., Any]) -> tuple[Param, ...]:
     code = getattr(fn, "__code__", None)
     if code is None:
         return ()
-    if code.co_flags & 0x04 or code.co_flags & 0x08:  # CO_VARARGS, CO_VARKEYWORDS
-        raise TaskDefinitionError(task, None, "*args and **kwargs cannot become options; "
-                                              "declare each option as a parameter")
+    n_named = code.co_argcount + code.co_kwonlyargcount
+    if code.co_flags & 0x0C:  # CO_VARARGS, CO_VARKEYWORDS
+        star = code.co_varnames[n_named]
+        shown = ("*" if code.co_flags & 0x04 else "**") + star
+        raise TaskDefinitionError(task, star, f"{shown} cannot become options; declare "
+                                              "each option as a parameter")
     if code.co_posonlyargcount:
         raise TaskDefinitionError(task, None, "positional-only parameters cannot become "
                                               "options")

@@ -1,0 +1,435 @@
+"""Fingerprints: files to digests, and a task to its cache key.
+
+The digest function is BLAKE3 (fast, and it hashes large files on several threads).
+It is named once, here: everything else calls `digest()` and `hash_file()`.
+
+A file's digest is trusted from the last run without reading the file when its
+(inode, size, mtime, ctime) are unchanged — the way git's index and Bazel do — except
+when its mtime or ctime lies within the file system's timestamp granularity of the
+moment it was hashed ("racy git"): a write in that same tick would leave the stat data
+unchanged, so such a file is hashed again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import blake3
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+    from .tasks import Task
+
+DIGEST_NAME = "blake3"
+FORMAT_VERSION = 1  # bump when the meaning of a fingerprint changes
+PYTHON = f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
+BIG_FILE = 1 << 20      # hashed with memory mapping (and BLAKE3's own threads) from here
+POOL_MIN_FILES = 64     # cold hashing of at least this many files uses a thread pool
+POOL_MIN_BYTES = 8 << 20
+
+def digest(data: bytes) -> bytes:
+    return blake3.blake3(data).digest()
+
+
+def hash_file(path: str, size: int | None = None) -> bytes:
+    if size is None:
+        size = os.stat(path).st_size
+    if size >= BIG_FILE:
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        h.update_mmap(path)
+        return h.digest()
+    with open(path, "rb") as f:
+        return blake3.blake3(f.read()).digest()
+
+
+def racy(mtime_ns: int, ctime_ns: int, hashed_at_ns: int) -> bool:
+    """May this file change without its stat data changing? True when it was modified
+    within the timestamp granularity of the moment it was hashed: a write in that same
+    clock tick would leave mtime, ctime and size as they were."""
+    window = 2_000_000_000 if mtime_ns % 1_000_000_000 == 0 else 100_000_000
+    return max(mtime_ns, ctime_ns) >= hashed_at_ns - window
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class FileSet:
+    """Files with their stat data, digests and modes, packed for speed: a no-op run
+    stats every file, packs the results and compares one bytes object with last
+    run's. `digest` covers the paths, contents and executable bits (not stat data)."""
+
+    __slots__ = ("paths", "stats", "digests", "modes", "digest", "_index")
+
+    def __init__(self, paths: list[str], stats: bytes, digests: bytes, modes: bytes,
+                 digest_: bytes | None = None) -> None:
+        self.paths = paths
+        self.stats = stats      # array('q'): inode, size, mtime_ns, ctime_ns per file
+        self.digests = digests  # 32 bytes per file
+        self.modes = modes      # array('q'): st_mode per file
+        self._index: dict[str, int] | None = None
+        if digest_ is None:
+            h = blake3.blake3()
+            m = _array(modes)
+            for i, p in enumerate(paths):
+                b = p.encode("utf-8", "surrogateescape")
+                h.update(len(b).to_bytes(4, "little") + b + digests[32 * i:32 * i + 32]
+                         + (b"x" if m[i] & 0o111 else b"-"))
+            digest_ = h.digest()
+        self.digest = digest_
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def index(self, path: str) -> int | None:
+        if self._index is None:
+            self._index = {p: i for i, p in enumerate(self.paths)}
+        return self._index.get(path)
+
+    def get(self, path: str) -> tuple[bytes, int] | None:
+        """(digest, mode) of a file, or None."""
+        i = self.index(path)
+        if i is None:
+            return None
+        return self.digests[32 * i:32 * i + 32], _array(self.modes)[i]
+
+    def to_record(self) -> tuple[Any, ...]:
+        return (self.paths, self.stats, self.digests, self.modes, self.digest)
+
+    @classmethod
+    def from_record(cls, rec: Any) -> FileSet | None:
+        if not rec:
+            return None
+        paths, stats, digests, modes, d = rec
+        return cls(paths, stats, digests, modes, d)
+
+
+def unpack(raw: bytes) -> Any:
+    """The integers of a packed array('q')."""
+    return _array(raw)
+
+
+def _array(raw: bytes) -> Any:
+    from array import array
+
+    a = array("q")
+    a.frombytes(raw)
+    return a
+
+
+EMPTY = FileSet([], b"", b"", b"")
+
+
+def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet, int]:
+    """The current state of these files (relative paths; files that vanished are left
+    out), reading only those whose stat data changed or was racy when last hashed.
+    Returns the set and how many files were read."""
+    from array import array
+
+    prefix = os.path.join(root, "")
+    stat = os.stat
+    now = array("q")
+    add = now.extend
+    vanished = False
+    for p in paths:
+        try:
+            st = stat(prefix + p)
+        except (FileNotFoundError, NotADirectoryError):
+            vanished = True
+            add((-2, -2, -2, -2))
+            continue
+        add((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    if previous is not None and not vanished and now.tobytes() == previous.stats \
+            and paths == previous.paths:
+        return previous, 0  # nothing moved: no file read, nothing recomputed
+    old_stats = _array(previous.stats) if previous is not None else None
+    old_modes = _array(previous.modes) if previous is not None else None
+    keep: dict[int, tuple[bytes, int]] = {}
+    todo: list[tuple[int, str]] = []
+    for i, p in enumerate(paths):
+        if now[4 * i] == -2:
+            continue
+        j = previous.index(p) if previous is not None else None
+        if j is not None and old_stats[4 * j:4 * j + 4] == now[4 * i:4 * i + 4]:  # type: ignore[index]
+            keep[i] = (previous.digests[32 * j:32 * j + 32], old_modes[j])  # type: ignore[index,union-attr]
+        else:
+            todo.append((i, prefix + p))
+    hashed = dict(_hash_all(todo)) if todo else {}
+    out_paths: list[str] = []
+    stats = array("q")
+    digests = bytearray()
+    modes = array("q")
+    for i, p in enumerate(paths):
+        if i in keep:
+            d, mode = keep[i]
+            stats.extend(now[4 * i:4 * i + 4])
+        elif i in hashed and hashed[i] is not None:
+            (ino, size, mtime, ctime), d, mode, at = hashed[i]  # type: ignore[misc]
+            # A racy entry is stored with no inode: it never matches, and is read again.
+            stats.extend((ino if not racy(mtime, ctime, at) else -1, size, mtime, ctime))
+        else:
+            continue
+        out_paths.append(p)
+        digests += d
+        modes.append(mode)
+    result = FileSet(out_paths, stats.tobytes(), bytes(digests), modes.tobytes())
+    return result, len(todo)
+
+
+HashResult = tuple  # ((ino, size, mtime_ns, ctime_ns), digest, mode, hashed_at_ns)
+
+
+def _hash_one(item: tuple[int, str]) -> tuple[int, HashResult | None]:
+    i, full = item
+    try:
+        st = os.stat(full)
+        for _attempt in range(3):
+            hashed_at = time.time_ns()
+            d = hash_file(full, st.st_size)
+            after = os.stat(full)
+            if stat_key(after) == stat_key(st):
+                break
+            st = after  # it changed while it was read: read it again
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return i, None
+    return i, (stat_key(st), d, st.st_mode, hashed_at)
+
+
+def _hash_all(todo: list[tuple[int, str]]) -> list[tuple[int, HashResult | None]]:
+    if len(todo) < POOL_MIN_FILES:
+        sizes = 0
+        for _i, full in todo:
+            try:
+                sizes += os.stat(full).st_size
+            except OSError:
+                pass
+        if sizes < POOL_MIN_BYTES:
+            return [_hash_one(t) for t in todo]
+    from concurrent.futures import ThreadPoolExecutor
+
+    # hashlib-style digests release the GIL: threads hash on every core. Large files
+    # use BLAKE3's own threads as well.
+    workers = min(32, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_hash_one, todo, chunksize=8))
+
+
+# ---------------------------------------------------------------- the task's own code
+
+class CodeDigest:
+    """What a task's code depends on: its function, and — transitively — the functions
+    of the project it refers to by global name, the source of the project's modules it
+    uses, and the simple constants (strings, numbers, tuples, dicts ...) it reads.
+    Library code (the standard library, installed packages) is taken by name only: an
+    upgrade of a tool is not a change of the task."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.join(os.path.abspath(root), "")
+        self._module_files: dict[str, bytes] = {}
+        self._outside = tuple(os.path.join(p, "") for p in
+                              {sys.prefix, sys.base_prefix, sys.exec_prefix} if p)
+
+    def local(self, filename: str | None) -> bool:
+        if not filename or not filename.startswith(self.root):
+            return False
+        if filename.startswith(self._outside) and not self.root.startswith(self._outside):
+            return False
+        return "site-packages" not in filename and "dist-packages" not in filename
+
+    def of_task(self, task: Task) -> bytes:
+        h = blake3.blake3()
+        seen: set[int] = set()
+        self._function(task.fn, h, seen)
+        spec = (task.deps, task.inputs, task.outputs, task.env, task.cache, task.service)
+        h.update(repr(spec).encode())
+        return h.digest()
+
+    def _function(self, fn: Any, h: Any, seen: set[int]) -> None:
+        code = getattr(fn, "__code__", None)
+        if code is None or id(code) in seen:
+            return
+        seen.add(id(code))
+        g = getattr(fn, "__globals__", {})
+        self._code(code, g, h, seen, getattr(fn, "__doc__", None))
+        for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            h.update(b"free:" + name.encode())
+            self._value(value, h, seen)
+
+    def _code(self, code: Any, g: dict[str, Any], h: Any, seen: set[int],
+              doc: str | None = None) -> None:
+        h.update(code.co_code)
+        h.update(repr((code.co_flags, code.co_argcount, code.co_kwonlyargcount,
+                       code.co_names)).encode())
+        for i, c in enumerate(code.co_consts):
+            if hasattr(c, "co_code"):
+                self._code(c, g, h, seen)
+            elif not (i == 0 and doc is not None and c == doc):  # a docstring is no code
+                h.update(_canon(c).encode())
+        for name in code.co_names:
+            if name in g:
+                h.update(b"global:" + name.encode())
+                self._value(g[name], h, seen)
+
+    def _value(self, v: Any, h: Any, seen: set[int]) -> None:
+        import types
+
+        fn = getattr(v, "fn", None) if type(v).__name__ == "Task" else None
+        if fn is not None:
+            v = fn
+        if isinstance(v, types.FunctionType):
+            if self.local(v.__code__.co_filename):
+                self._function(v, h, seen)
+            else:
+                h.update(f"fn:{v.__module__}.{v.__qualname__}".encode())
+        elif isinstance(v, types.ModuleType):
+            f = getattr(v, "__file__", None)
+            h.update(f"module:{v.__name__}".encode())
+            if self.local(f):
+                h.update(self._module_digest(f))  # type: ignore[arg-type]
+        elif isinstance(v, type):
+            mod = sys.modules.get(v.__module__)
+            f = getattr(mod, "__file__", None)
+            h.update(f"class:{v.__module__}.{v.__qualname__}".encode())
+            if self.local(f) and id(v) not in seen:
+                seen.add(id(v))
+                for attr in vars(v).values():
+                    if isinstance(attr, (staticmethod, classmethod)):
+                        attr = attr.__func__
+                    if isinstance(attr, types.FunctionType):
+                        self._function(attr, h, seen)
+        else:
+            h.update(_canon(v).encode())
+
+    def _module_digest(self, path: str) -> bytes:
+        d = self._module_files.get(path)
+        if d is None:
+            try:
+                d = hash_file(path)
+            except OSError:
+                d = b"missing"
+            self._module_files[path] = d
+        return d
+
+
+def _canon(v: Any, depth: int = 0) -> str:
+    """A deterministic text for a constant (sets sorted: their order varies between
+    runs); objects that are not plain data are known by their type only."""
+    if depth > 6:
+        return "…"
+    if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
+        r = repr(v)
+        return r if len(r) <= 100_000 else r[:100_000] + f"…{len(r)}"
+    if isinstance(v, (tuple, list)):
+        inner = ",".join(_canon(x, depth + 1) for x in v[:10_000])
+        return f"{type(v).__name__}({inner})"
+    if isinstance(v, (set, frozenset)):
+        return "set(" + ",".join(sorted(_canon(x, depth + 1) for x in v)) + ")"
+    if isinstance(v, dict):
+        items = list(v.items())[:10_000]
+        return "dict(" + ",".join(f"{_canon(k, depth + 1)}:{_canon(x, depth + 1)}"
+                                  for k, x in items) + ")"
+    if v is Ellipsis:
+        return "..."
+    t = type(v)
+    return f"<{t.__module__}.{t.__qualname__}>"
+
+
+# ---------------------------------------------------------------- the key
+
+class Fingerprint:
+    """A task's cache key and the parts it was made of (kept so that `-n` can say which
+    part changed). Digests only: env values and arguments are never kept in clear."""
+
+    __slots__ = ("key", "version", "code", "args", "env", "deps", "inputs", "glob")
+
+    def __init__(self, *, version: str, code: bytes, args: dict[str, bytes],
+                 env: dict[str, bytes], deps: dict[str, bytes], inputs: FileSet,
+                 glob: bytes) -> None:
+        self.version, self.code, self.args, self.env = version, code, args, env
+        self.deps, self.inputs, self.glob = deps, inputs, glob
+        h = blake3.blake3()
+        for part in (version.encode(), code, glob, inputs.digest):
+            h.update(len(part).to_bytes(4, "little") + part)
+        for label, table in ((b"A", args), (b"E", env), (b"D", deps)):
+            h.update(label + len(table).to_bytes(4, "little"))
+            for name in sorted(table):
+                n = name.encode()
+                h.update(len(n).to_bytes(4, "little") + n + table[name])
+        self.key = h.digest()
+
+    def to_record(self) -> dict[str, Any]:
+        return {"version": self.version, "code": self.code, "args": self.args,
+                "env": self.env, "deps": self.deps, "glob": self.glob}
+
+
+def version_tag(task_name: str) -> str:
+    return f"runner-cache-{FORMAT_VERSION} {PYTHON} {DIGEST_NAME} {task_name}"
+
+
+def arg_digests(args: Mapping[str, Any]) -> dict[str, bytes]:
+    return {k: digest(repr(v).encode()) for k, v in args.items()}
+
+
+_ENV = blake3.blake3(derive_key_context="runner 2026 env values v1").digest()
+
+
+def env_digests(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, bytes]:
+    """A keyed digest of each variable's value (or of its absence)."""
+    out = {}
+    for n in names:
+        v = environ.get(n)
+        data = b"unset" if v is None else b"set:" + v.encode("utf-8", "surrogateescape")
+        out[n] = blake3.blake3(data, key=_ENV).digest()
+    return out
+
+
+def describe_changes(old: Mapping[str, Any] | None, new: Fingerprint,
+                     new_dep_status: Mapping[str, str], limit: int = 5) -> list[str]:
+    """Why `new` differs from the fingerprint of the task's last recorded run."""
+    if old is None:
+        return ["never ran"]
+    out: list[str] = []
+    if old.get("version") != new.version:
+        out.append("runner's cache format or the Python version changed")
+    if old.get("code") != new.code:
+        out.append("the task's code or definition changed")
+    for label, mine, theirs in (("argument", new.args, old.get("args", {})),
+                                ("env", new.env, old.get("env", {}))):
+        for n in sorted(set(mine) | set(theirs)):
+            if mine.get(n) != theirs.get(n):
+                out.append(f"{label} {n} changed")
+    old_deps = old.get("deps", {})
+    for d in sorted(set(new.deps) | set(old_deps)):
+        if new.deps.get(d) != old_deps.get(d):
+            status = new_dep_status.get(d)
+            out.append(f"dep {d} re-ran" if status == "ok" else
+                       f"dep {d} will run" if status == "will run" else f"dep {d} changed")
+    if old.get("glob") != new.glob:
+        out.append("a global input changed")
+    before = FileSet.from_record(old.get("inputs")) or EMPTY
+    if before.digest != new.inputs.digest:
+        now = new.inputs
+        for p in sorted(set(now.paths) | set(before.paths)):
+            a, b = before.get(p), now.get(p)
+            if a is None:
+                out.append(f"new file {p}")
+            elif b is None:
+                out.append(f"input {p} removed")
+            elif a[0] != b[0]:
+                out.append(f"input {p} changed")
+            elif (a[1] ^ b[1]) & 0o111:
+                out.append(f"input {p} changed mode")
+    if not out:
+        out.append("fingerprint changed")
+    if len(out) > limit:
+        out = out[:limit] + [f"and {len(out) - limit} more changes"]
+    return out

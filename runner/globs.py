@@ -1,0 +1,290 @@
+"""Input and output patterns: globs relative to the project root, `**` for any number
+of directories, matched segment by segment.
+
+    src/**/*.py      every .py file under src/, at any depth
+    in/50/*.txt      the .txt files of in/50/ (only that directory is read)
+    pyproject.toml   one file, named explicitly
+    !src/gen/**      leave these out (a later pattern wins)
+
+Files ignored by git (.gitignore files, .git/info/exclude) are left out of what a
+wildcard matches, unless the pattern's fixed part already points inside an ignored
+directory (`dist/*.whl` finds wheels even when dist/ is ignored) or the pattern names
+the file exactly. `.git`, the cache directory and `__pycache__` are never matched.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+MAGIC = frozenset("*?[")
+ALWAYS_SKIPPED = frozenset((".git", ".hg", ".svn", "__pycache__"))
+
+
+def has_magic(s: str) -> bool:
+    return not MAGIC.isdisjoint(s)
+
+
+def split_pattern(pattern: str) -> tuple[bool, list[str], list[str]]:
+    """(negated, the fixed leading segments, the segments with wildcards)."""
+    negated = pattern.startswith("!")
+    body = pattern[1:] if negated else pattern
+    segs = [s for s in body.replace("\\", "/").split("/") if s and s != "."]
+    fixed: list[str] = []
+    for s in segs:
+        if has_magic(s):
+            break
+        fixed.append(s)
+    return negated, fixed, segs[len(fixed):]
+
+
+_segment_cache: dict[str, Callable[[str], bool]] = {}
+
+
+def segment_matcher(seg: str) -> Callable[[str], bool]:
+    """A test for one path segment: `*.py`, `test_*`, `[ab]?.txt` (fnmatch rules, case
+    sensitive, `*` never crosses a `/`). The common shapes avoid regular expressions."""
+    m = _segment_cache.get(seg)
+    if m is not None:
+        return m
+    if seg == "*":
+        m = _any
+    elif seg.startswith("*") and not has_magic(seg[1:]):
+        suffix = seg[1:]
+        m = lambda name: name.endswith(suffix)  # noqa: E731
+    elif seg.endswith("*") and not has_magic(seg[:-1]):
+        prefix = seg[:-1]
+        m = lambda name: name.startswith(prefix)  # noqa: E731
+    else:
+        import fnmatch
+        import re
+
+        m = re.compile(fnmatch.translate(seg)).match  # type: ignore[assignment]
+    _segment_cache[seg] = m
+    return m
+
+
+def _any(name: str) -> bool:
+    return True
+
+
+def match(pattern: str, path: str) -> bool:
+    """Does `path` (relative, '/'-separated) match the pattern (ignoring any '!')?"""
+    _neg, fixed, rest = split_pattern(pattern)
+    parts = path.split("/")
+    if parts[: len(fixed)] != fixed:
+        return False
+    if not rest:  # a literal: the file itself, or anything under that directory
+        return True
+    return _match_segments(rest, parts[len(fixed):])
+
+
+def matches(patterns: Iterable[str], path: str) -> bool:
+    """Is `path` in the set the patterns describe (a later '!' pattern removes)?"""
+    hit = False
+    for p in patterns:
+        if p.startswith("!"):
+            if hit and match(p, path):
+                hit = False
+        elif not hit and match(p, path):
+            hit = True
+    return hit
+
+
+def _match_segments(segs: list[str], parts: list[str]) -> bool:
+    if not segs:
+        return not parts
+    head = segs[0]
+    if head == "**":
+        return any(_match_segments(segs[1:], parts[i:]) for i in range(len(parts) + 1))
+    if not parts:
+        return False
+    return segment_matcher(head)(parts[0]) and _match_segments(segs[1:], parts[1:])
+
+
+class Ignores:
+    """git's ignore rules, read as the walk meets .gitignore files. pathspec (which
+    knows gitignore's rules) is imported only when a .gitignore exists."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._specs: dict[str, object | None] = {}  # dir (relative, "" = root) -> spec
+        self.files: list[str] = []                  # the ignore files read (relative)
+        exclude = os.path.join(root, ".git", "info", "exclude")
+        self._base = self._load(exclude, ".git/info/exclude")
+
+    def _load(self, path: str, rel: str) -> object | None:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                lines = [ln for ln in f.read().splitlines()
+                         if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError:
+            return None
+        self.files.append(rel)
+        if not lines:
+            return None
+        import pathspec
+
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+
+    def enter(self, reldir: str, names: Iterable[str]) -> None:
+        """Called for each directory the walk reads, with its entry names."""
+        if reldir not in self._specs:
+            spec = None
+            if ".gitignore" in names:
+                rel = f"{reldir}/.gitignore" if reldir else ".gitignore"
+                spec = self._load(os.path.join(self.root, rel), rel)
+            self._specs[reldir] = spec
+
+    def ignored(self, relpath: str, is_dir: bool) -> bool:
+        """Is this path ignored by the rules of the directories above it (those the
+        walk has entered)? Deeper .gitignore files override shallower ones."""
+        verdict = None
+        probe = relpath + "/" if is_dir else relpath
+        candidates = [("", self._base)] if self._base is not None else []
+        parts = relpath.split("/")
+        for i in range(len(parts)):
+            d = "/".join(parts[:i])
+            spec = self._specs.get(d)
+            if spec is not None:
+                candidates.append((d, spec))
+        for d, spec in candidates:
+            sub = probe[len(d) + 1:] if d else probe
+            result = spec.check_file(sub).include  # type: ignore[attr-defined]
+            if result is not None:
+                verdict = result
+        return bool(verdict)
+
+
+class Walk:
+    """The files some patterns match, and every directory read to find them (its
+    listing decides the result: if none of them changed, neither did the match)."""
+
+    def __init__(self, files: list[str], dirs: list[str], ignore_files: list[str]) -> None:
+        self.files = files
+        self.dirs = dirs
+        self.ignore_files = ignore_files
+
+
+def expand(root: str, patterns: Iterable[str], *, skip: Iterable[str] = (),
+           gitignore: bool = True) -> Walk:
+    """The files under `root` the patterns match, sorted, as '/'-separated relative paths.
+    `skip`: relative directories never entered (the cache directory)."""
+    skipped = set(skip)
+    found: dict[str, None] = {}
+    dirs: dict[str, None] = {}
+    ignores = Ignores(root) if gitignore else None
+    for pattern in patterns:
+        negated, fixed, rest = split_pattern(pattern)
+        if negated:
+            for p in [p for p in found if match(pattern, p)]:
+                del found[p]
+            continue
+        base = "/".join(fixed)
+        if not rest:
+            _literal(root, base, found, dirs, skipped)
+            continue
+        # Rules apply below the fixed part of the pattern only if that part is not
+        # itself ignored: `dist/*.whl` means the wheels in dist/, ignored or not.
+        use = ignores
+        if ignores is not None and base:
+            _enter_parents(root, base, ignores)
+            if ignores.ignored(base, True):
+                use = None
+        _walk(root, base, rest, found, dirs, skipped, use)
+    return Walk(sorted(found), sorted(dirs), list(ignores.files) if ignores else [])
+
+
+def _literal(root: str, rel: str, found: dict[str, None], dirs: dict[str, None],
+             skipped: set[str]) -> None:
+    """A pattern without wildcards: the file, or every file under the directory."""
+    if not rel:
+        return
+    parent = rel.rpartition("/")[0]
+    dirs[parent] = None  # if the file appears or disappears, its directory changes
+    try:
+        st = os.stat(os.path.join(root, rel))
+    except OSError:
+        return
+    if stat_mod.S_ISDIR(st.st_mode):
+        _walk(root, rel, ["**", "*"], found, dirs, skipped, None)
+    else:
+        found[rel] = None
+
+
+def _enter_parents(root: str, base: str, ignores: Ignores) -> None:
+    parts = base.split("/")
+    for i in range(len(parts)):
+        d = "/".join(parts[:i])
+        if d not in ignores._specs:
+            try:
+                names = os.listdir(os.path.join(root, d) if d else root)
+            except OSError:
+                names = []
+            ignores.enter(d, names)
+
+
+def _walk(root: str, base: str, segs: list[str], found: dict[str, None],
+          dirs: dict[str, None], skipped: set[str], ignores: Ignores | None) -> None:
+    """Match `segs` against the tree below `base`, reading only the directories that
+    can hold a match."""
+    # Work items: (relative dir, index of the next segment to match).
+    stack: list[tuple[str, int]] = [(base, 0)]
+    seen: set[tuple[str, int]] = set()
+    last = len(segs) - 1
+    while stack:
+        rel, i = stack.pop()
+        if (rel, i) in seen:
+            continue
+        seen.add((rel, i))
+        path = os.path.join(root, rel) if rel else root
+        try:
+            entries = list(os.scandir(path))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            if rel:
+                dirs[rel] = None
+            continue
+        dirs[rel] = None
+        if ignores is not None:
+            ignores.enter(rel, [e.name for e in entries])
+        seg = segs[i]
+        for e in entries:
+            name = e.name
+            child = f"{rel}/{name}" if rel else name
+            try:
+                is_dir = e.is_dir()
+                if is_dir and e.is_symlink():
+                    continue  # a wildcard never follows a link to a directory (no loops)
+            except OSError:
+                continue
+            if is_dir and (name in ALWAYS_SKIPPED or child in skipped):
+                continue
+            if ignores is not None and ignores.ignored(child, is_dir):
+                continue
+            if seg == "**":
+                # `**` matches zero directories (try the next segment here) or more.
+                if is_dir:
+                    stack.append((child, i))
+                if i == last:
+                    if not is_dir:
+                        found[child] = None
+                    continue
+                nxt = segs[i + 1]
+                if segment_matcher(nxt)(name):
+                    if i + 1 == last:
+                        if not is_dir:
+                            found[child] = None
+                    elif is_dir:
+                        stack.append((child, i + 2))
+                continue
+            if not segment_matcher(seg)(name):
+                continue
+            if i == last:
+                if not is_dir:
+                    found[child] = None
+            elif is_dir:
+                stack.append((child, i + 1))

@@ -1,0 +1,539 @@
+"""Everything runner keeps, under the cache directory (`.runner/`):
+
+    state.db     SQLite in WAL mode: the last record of each task (its fingerprint's
+                 parts and the stat cache of its files), the cache entries (fingerprint
+                 -> the outputs that run produced) and the history of runs
+    cas/ab/...   the content-addressed store: one file per output content, named by
+                 its digest, written to tmp/ and renamed into place (never half there)
+    locks        byte-range locks, one byte per task: a task is locked from the moment
+                 a runner decides about it until its result is stored, so two runners
+                 in one project never run the same task at once (the second one waits,
+                 then finds the first one's result in the cache)
+
+A commit in WAL mode is atomic, so a runner killed at any instant leaves the previous
+state or the next one (the database is not fsynced: after a power loss the last
+commits may be lost, which costs re-runs, never a false hit). A store damaged some other way (garbage over its files) is
+detected when it is opened or read — SQLite's own checks, plus a checksum on each
+record — moved aside as state.db.damaged-N, and rebuilt empty; the run goes on.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sqlite3
+import time
+
+from .errors import StoreError
+from .fingerprint import digest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (task TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    key BLOB PRIMARY KEY, task TEXT NOT NULL, manifest BLOB NOT NULL,
+    size INTEGER NOT NULL, duration REAL NOT NULL,
+    created REAL NOT NULL, last_used REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_by_use ON entries (last_used);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, started REAL NOT NULL, ended REAL, status TEXT,
+    ran INTEGER, hits INTEGER, restored INTEGER, failed INTEGER, saved REAL,
+    targets TEXT);
+CREATE TABLE IF NOT EXISTS task_runs (
+    run_id TEXT NOT NULL, task TEXT NOT NULL, status TEXT NOT NULL,
+    duration REAL NOT NULL, finished REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS task_runs_by_task ON task_runs (task, finished);
+"""
+
+
+class Store:
+    """The state database, the blob store and the task locks of one project."""
+
+    def __init__(self, cache_dir: str, *, readonly: bool = False,
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.dir = cache_dir
+        self.readonly = readonly
+        self.warn = warn or (lambda msg: None)
+        self.db_path = os.path.join(cache_dir, "state.db")
+        self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._locked: set[str] = set()
+        import threading
+
+        self._mutex = threading.RLock()
+
+    # ------------------------------------------------------------ opening, damage
+    @property
+    def db(self) -> sqlite3.Connection | None:
+        if self._db is None:
+            self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection | None:
+        if self.readonly:
+            if not os.path.exists(self.db_path):
+                return None
+            # A read-only connection to a WAL database creates its -wal and -shm files
+            # when they are missing; `immutable` creates nothing. They are there only
+            # while a writer has it open (or after one was killed): then read through
+            # them, to see its commits.
+            live = os.path.exists(self.db_path + "-wal")
+            mode = "mode=ro" if live else "immutable=1"
+            try:
+                db = sqlite3.connect(f"file:{self.db_path}?{mode}", uri=True,
+                                     check_same_thread=False, timeout=10)
+                db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                return db
+            except sqlite3.DatabaseError:
+                return None  # damaged or mid-creation: a dry run reads nothing
+        try:
+            os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
+            _ignore_in_git(self.dir)
+        except OSError as e:
+            raise StoreError(f"cannot create {self.dir}: {e.strerror}") from None
+        for attempt in (1, 2):
+            try:
+                return self._connect()
+            except sqlite3.OperationalError as e:
+                if _disk_full(e):
+                    raise StoreError(f"{self.db_path}: the disk is full") from None
+                if attempt == 2 or "locked" in str(e):
+                    raise StoreError(f"{self.db_path}: {e}") from None
+                self._move_aside(str(e))
+            except sqlite3.DatabaseError as e:
+                if attempt == 2:
+                    raise StoreError(f"{self.db_path}: {e}") from None
+                self._move_aside(str(e))
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30,
+                             isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # WAL + synchronous=OFF: a killed runner never corrupts the database (a
+            # commit is atomic in the WAL); only a power loss can lose the last commits
+            # or damage pages, which the checksums catch (then it is rebuilt). NORMAL
+            # would fsync on every run's first commit and at close: 4 ms of a 30 ms
+            # no-op run.
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("PRAGMA cell_size_check=ON")
+            row = None
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            except sqlite3.OperationalError as e:
+                if "no such table" not in str(e):
+                    raise
+            if row is None:
+                db.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
+                           (str(SCHEMA_VERSION),))
+            elif row[0] != str(SCHEMA_VERSION):
+                db.close()
+                raise sqlite3.DatabaseError(f"schema version {row[0]}, expected "
+                                            f"{SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self, why: str) -> None:
+        """Keep the damaged database for inspection and start a new one."""
+        n = 1
+        while os.path.exists(f"{self.db_path}.damaged-{n}"):
+            n += 1
+        aside = f"{self.db_path}.damaged-{n}"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.db_path + suffix):
+                os.replace(self.db_path + suffix, aside + suffix)
+        self.warn(f"the cache state {self.db_path} was damaged ({why}); moved it to "
+                  f"{os.path.basename(aside)} and started a new one")
+
+    def recover(self, error: Exception) -> None:
+        """A read hit damage: move the database aside and carry on with a new one."""
+        with self._mutex:
+            if self._db is not None:
+                try:
+                    self._db.close()
+                except sqlite3.Error:
+                    pass
+                self._db = None
+            if not self.readonly:
+                self._move_aside(str(error))
+
+    def _guard(self, fn: Callable[[sqlite3.Connection], Any], default: Any = None) -> Any:
+        """Run fn(db); damage is recovered from (the answer is `default`); a full disk
+        or a locked database is a StoreError."""
+        with self._mutex:
+            db = self.db
+            if db is None:
+                return default
+            try:
+                return fn(db)
+            except sqlite3.OperationalError as e:
+                if _disk_full(e):
+                    raise StoreError("cannot write the cache state: the disk is full"
+                                     ) from None
+                if "locked" in str(e) or "busy" in str(e):
+                    raise StoreError(f"the cache state is locked: {e}") from None
+                if "readonly" in str(e) or "read-only" in str(e):
+                    raise StoreError(f"cannot write the cache state: {e}") from None
+                self.recover(e)
+            except sqlite3.DatabaseError as e:
+                self.recover(e)
+            return default
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    # ------------------------------------------------------------ records
+    def records(self, tasks: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The last record of each of these tasks that has one."""
+        names = list(tasks)
+
+        def q(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            rows: list[tuple[str, bytes]] = []
+            for i in range(0, len(names), 500):
+                part = names[i:i + 500]
+                rows += db.execute(
+                    f"SELECT task, data FROM records WHERE task IN ({','.join('?' * len(part))})",
+                    part).fetchall()
+            return rows
+
+        out: dict[str, dict[str, Any]] = {}
+        for name, data in self._guard(q, []):
+            record = _unseal(data)
+            if record is None:
+                self.recover(sqlite3.DatabaseError(f"record of task {name} fails its "
+                                                   "checksum"))
+                return {}
+            out[name] = record
+        return out
+
+    def save_record(self, task: str, record: dict[str, Any]) -> None:
+        data = _seal(record)
+        self._guard(lambda db: db.execute(
+            "INSERT OR REPLACE INTO records VALUES (?, ?)", (task, data)))
+
+    # ------------------------------------------------------------ entries
+    def entry(self, key: bytes) -> dict[str, Any] | None:
+        row = self._guard(lambda db: db.execute(
+            "SELECT manifest, duration FROM entries WHERE key=?", (key,)).fetchone())
+        if row is None:
+            return None
+        manifest = _unseal(row[0])
+        if manifest is None:
+            self.recover(sqlite3.DatabaseError("a cache entry fails its checksum"))
+            return None
+        return {"outputs": manifest["outputs"], "duration": row[1]}
+
+    def put_entry(self, key: bytes, task: str, outputs: list[tuple[str, bytes, int, int]],
+                  duration: float) -> None:
+        """Record that fingerprint `key` produced `outputs` [(path, digest, mode, size)];
+        their blobs must already be in the store."""
+        now = time.time()
+        size = sum(o[3] for o in outputs)
+        data = _seal({"outputs": outputs})
+        self._guard(lambda db: db.execute(
+            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, task, data, size, duration, now, now)))
+
+    def touch_entries(self, keys: Iterable[bytes]) -> None:
+        """Mark entries as used now (for least-recently-used pruning); at most one
+        write an hour per entry, so that a no-op run stays cheap."""
+        keys = list(keys)
+        if not keys or self.readonly:
+            return
+        now = time.time()
+
+        def q(db: sqlite3.Connection) -> None:
+            for i in range(0, len(keys), 500):
+                part = keys[i:i + 500]
+                db.execute(f"UPDATE entries SET last_used=? WHERE last_used < ? AND key IN "
+                           f"({','.join('?' * len(part))})", [now, now - 3600, *part])
+        self._guard(q)
+
+    # ------------------------------------------------------------ blobs
+    def blob_path(self, d: bytes) -> str:
+        h = d.hex()
+        return os.path.join(self.dir, "cas", h[:2], h[2:])
+
+    def has_blob(self, d: bytes) -> bool:
+        return os.path.exists(self.blob_path(d))
+
+    def put_blob(self, src: str, d: bytes) -> None:
+        """Copy file `src` (whose content has digest `d`) into the store, atomically.
+        The copy is checked against `d`: a file that changed meanwhile is refused."""
+        dest = self.blob_path(d)
+        if os.path.exists(dest):
+            return
+        tmp = self._tmp_name()
+        try:
+            _copy_hashing(src, tmp, d)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            os.replace(tmp, dest)
+        except OSError as e:
+            _remove(tmp)
+            if e.errno == 28:  # ENOSPC
+                raise StoreError(f"cannot store {src} in the cache: the disk is full"
+                                 ) from None
+            raise StoreError(f"cannot store {src} in the cache: {e.strerror or e}"
+                             ) from None
+        except BaseException:
+            _remove(tmp)
+            raise
+
+    def restore_blobs(self, outputs: list[tuple[str, bytes, int, int]], root: str) -> bool:
+        """Put each output in place from its blob, all or nothing: every blob is
+        copied and checked into a temporary file beside its target first; only when all
+        are good are they renamed into place. False (nothing changed) when a blob is
+        missing or fails its digest."""
+        staged: list[tuple[str, str, int]] = []
+        try:
+            for path, d, mode, _size in outputs:
+                target = os.path.join(root, path)
+                os.makedirs(os.path.dirname(target) or root, exist_ok=True)
+                tmp = f"{target}.runner-tmp-{os.getpid()}"
+                staged.append((tmp, target, mode))
+                _copy_hashing(self.blob_path(d), tmp, d)
+            for tmp, target, mode in staged:
+                os.chmod(tmp, mode & 0o7777)
+                os.replace(tmp, target)
+            return True
+        except (OSError, _DigestMismatch):
+            for tmp, _t, _m in staged:
+                _remove(tmp)
+            return False
+
+    def _tmp_name(self) -> str:
+        return os.path.join(self.dir, "tmp", f"{os.getpid()}-{os.urandom(6).hex()}")
+
+    # ------------------------------------------------------------ locks
+    PROJECT_LOCK = 0x80000000  # past every task's offset
+
+    def _lockf(self, flags: int, offset: int) -> bool:
+        import fcntl
+
+        with self._mutex:
+            if self._lock_fd is None:
+                os.makedirs(self.dir, exist_ok=True)
+                self._lock_fd = os.open(os.path.join(self.dir, "locks"),
+                                        os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._lock_fd
+        try:
+            fcntl.lockf(fd, flags, 1, offset)
+        except (BlockingIOError, PermissionError):
+            return False
+        return True
+
+    def lock(self, task: str, wait: bool) -> bool:
+        """Lock a task against other runners in this project (one byte of the `locks`
+        file, at an offset taken from the task's name). The kernel releases it if
+        this process dies."""
+        import fcntl
+
+        if not self._lockf(fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), _offset(task)):
+            return False
+        self._locked.add(task)
+        return True
+
+    def share_project(self) -> None:
+        """Held (shared) by every run: `cache clean` and `cache prune` wait for none."""
+        import fcntl
+
+        self._lockf(fcntl.LOCK_SH, self.PROJECT_LOCK)
+
+    def own_project(self) -> bool:
+        """Exclusive hold for maintenance; False while any runner works here."""
+        import fcntl
+
+        return self._lockf(fcntl.LOCK_EX | fcntl.LOCK_NB, self.PROJECT_LOCK)
+
+    def unlock(self, task: str) -> None:
+        import fcntl
+
+        if task not in self._locked or self._lock_fd is None:
+            return
+        self._locked.discard(task)
+        fcntl.lockf(self._lock_fd, fcntl.LOCK_UN, 1, _offset(task))
+
+    # ------------------------------------------------------------ history
+    def add_run(self, run_id: str, started: float, ended: float, status: str,
+                counts: dict[str, int], saved: float, targets: list[str],
+                tasks: list[tuple[str, str, float]]) -> None:
+        def q(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (run_id, started, ended, status, counts.get("ok", 0),
+                        counts.get("cached", 0), counts.get("restored", 0),
+                        counts.get("failed", 0), saved, " ".join(targets)))
+            db.executemany("INSERT INTO task_runs VALUES (?,?,?,?,?)",
+                           [(run_id, t, s, d, ended) for t, s, d in tasks])
+            db.execute("COMMIT")
+        self._guard(q)
+
+    # ------------------------------------------------------------ maintenance
+    def info(self, last_runs: int = 20) -> dict[str, Any]:
+        def q(db: sqlite3.Connection) -> dict[str, Any]:
+            n, size = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM entries"
+                                 ).fetchone()
+            runs = db.execute("SELECT ran, hits, restored FROM runs ORDER BY started DESC "
+                              "LIMIT ?", (last_runs,)).fetchall()
+            tasks = db.execute("SELECT count(*) FROM records").fetchone()[0]
+            return {"entries": n, "entries_size": size, "tasks": tasks, "runs": runs}
+        info = self._guard(q, {"entries": 0, "entries_size": 0, "tasks": 0, "runs": []})
+        blobs = bytes_ = 0
+        for dirpath, _dirs, files in os.walk(os.path.join(self.dir, "cas")):
+            for f in files:
+                blobs += 1
+                try:
+                    bytes_ += os.stat(os.path.join(dirpath, f)).st_size
+                except OSError:
+                    pass
+        ran = sum(r[0] or 0 for r in info["runs"])
+        hit = sum((r[1] or 0) + (r[2] or 0) for r in info["runs"])
+        info.update(blobs=blobs, blob_bytes=bytes_, hit_rate=(hit / (hit + ran)) if
+                    (hit + ran) else None, runs_counted=len(info["runs"]))
+        return info
+
+    def prune(self, *, max_size: int | None, older_than: float | None) -> tuple[int, int]:
+        """Drop entries, least recently used first, until none is older than
+        `older_than` seconds and the blobs fit in `max_size` bytes; then delete the
+        blobs no entry uses. Returns (entries removed, bytes freed)."""
+        now = time.time()
+
+        def q(db: sqlite3.Connection) -> list[bytes]:
+            rows = db.execute("SELECT key, manifest, last_used FROM entries "
+                              "ORDER BY last_used ASC").fetchall()
+            entries = [(k, _outputs(m), used) for k, m, used in rows]
+            refs: dict[bytes, int] = {}
+            sizes: dict[bytes, int] = {}
+            for _k, outputs, _u in entries:
+                for _p, d, _mode, size in outputs:
+                    refs[d] = refs.get(d, 0) + 1
+                    sizes[d] = size
+            total = sum(sizes.values())
+            drop: list[bytes] = []
+            for k, outputs, used in entries:  # least recently used first
+                too_old = older_than is not None and now - used > older_than
+                too_big = max_size is not None and total > max_size
+                if not (too_old or too_big):
+                    continue
+                drop.append(k)
+                for _p, d, _mode, _size in outputs:
+                    refs[d] -= 1
+                    if refs[d] == 0:
+                        total -= sizes[d]
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k in drop])
+            db.execute("COMMIT")
+            return drop
+
+        dropped = self._guard(q, [])
+        freed = self.collect_garbage()
+        return len(dropped), freed
+
+    def collect_garbage(self) -> int:
+        """Delete blobs that no entry refers to; bytes freed. Call it holding the
+        project lock exclusively: a running runner stores blobs before their entry."""
+        rows = self._guard(lambda db: db.execute("SELECT manifest FROM entries").fetchall(),
+                           [])
+        used = {d.hex() for (m,) in rows for _p, d, _mode, _size in _outputs(m)}
+        freed = 0
+        cas = os.path.join(self.dir, "cas")
+        for dirpath, _dirs, files in os.walk(cas):
+            for f in files:
+                if os.path.basename(dirpath) + f not in used:
+                    p = os.path.join(dirpath, f)
+                    try:
+                        freed += os.stat(p).st_size
+                        os.unlink(p)
+                    except OSError:
+                        pass
+        return freed
+
+    def clean(self) -> None:
+        """Forget everything: the database, the blobs, temporary files."""
+        import shutil
+
+        self.close()
+        for name in ("cas", "tmp"):
+            shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+        for suffix in ("", "-wal", "-shm"):
+            _remove(self.db_path + suffix)
+
+
+# ------------------------------------------------------------ helpers
+
+def _offset(task: str) -> int:
+    return int.from_bytes(digest(task.encode())[:4], "little") & 0x7FFFFFFF
+
+
+class _DigestMismatch(Exception):
+    pass
+
+
+def _seal(value: Any) -> bytes:
+    """marshal, with a digest in front so that damage is never trusted."""
+    data = marshal.dumps(value)
+    return digest(data)[:16] + data
+
+
+def _unseal(blob: bytes) -> Any:
+    if not isinstance(blob, bytes) or len(blob) < 16 or digest(blob[16:])[:16] != blob[:16]:
+        return None
+    try:
+        return marshal.loads(blob[16:])
+    except (ValueError, EOFError, TypeError):
+        return None
+
+
+def _outputs(sealed: bytes) -> list[tuple[str, bytes, int, int]]:
+    manifest = _unseal(sealed)
+    return manifest["outputs"] if manifest else []
+
+
+def _copy_hashing(src: str, dest: str, expected: bytes) -> None:
+    """Copy src to dest (a new file) while hashing; raise if the digest differs."""
+    import blake3
+
+    h = blake3.blake3()
+    with open(src, "rb") as fin, open(dest, "xb") as fout:
+        while chunk := fin.read(1 << 20):
+            h.update(chunk)
+            fout.write(chunk)
+    if h.digest() != expected:
+        _remove(dest)
+        raise _DigestMismatch(src)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _disk_full(e: Exception) -> bool:
+    text = str(e).lower()
+    return "disk is full" in text or "disk i/o error" in text and "full" in text
+
+
+def _ignore_in_git(cache_dir: str) -> None:
+    """The cache directory keeps itself out of git (like .venv's own .gitignore)."""
+    path = os.path.join(cache_dir, ".gitignore")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write("# created by runner: its cache is never committed\n*\n")
