@@ -62,6 +62,37 @@ class Outcome:
         return c
 
 
+class _Ready:
+    """The tasks whose deps are all done, earliest in the run order first. (The order
+    comes from the graph, which checked it for cycles with graphlib.)"""
+
+    def __init__(self, graph: Graph, order: list[str]) -> None:
+        import heapq
+
+        self._heapq = heapq
+        self.order = order
+        self.position = {n: i for i, n in enumerate(order)}
+        self.missing = {n: len(graph.deps(n)) for n in order}
+        self.dependents: dict[str, list[str]] = {n: [] for n in order}
+        for n in order:
+            for d in graph.deps(n):
+                self.dependents[d].append(n)
+        self.heap = [self.position[n] for n in order if not self.missing[n]]
+        heapq.heapify(self.heap)
+
+    def __bool__(self) -> bool:
+        return bool(self.heap)
+
+    def pop(self) -> str:
+        return self.order[self._heapq.heappop(self.heap)]
+
+    def done(self, name: str) -> None:
+        for m in self.dependents[name]:
+            self.missing[m] -= 1
+            if not self.missing[m]:
+                self._heapq.heappush(self.heap, self.position[m])
+
+
 class _Running:
     __slots__ = ("thread", "scope", "started", "deadline", "stop_at", "stop_status")
 
@@ -96,23 +127,18 @@ class Executor:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Outcome:
-        from graphlib import TopologicalSorter
-
         started = time.monotonic()
-        position = {n: i for i, n in enumerate(self.order)}
-        sorter = TopologicalSorter({n: self.graph.deps(n) for n in self.order})
-        sorter.prepare()
-        ready: list[str] = sorted(sorter.get_ready(), key=position.__getitem__)
+        ready = _Ready(self.graph, self.order)
         stopping = False
         self.planner.load(self.order)
         restore = self._install_signal_handlers()
         try:
             while True:
                 while ready and not stopping and len(self._running) < self.jobs:
-                    name = ready.pop(0)
+                    name = ready.pop()
                     done = self._start_or_settle(name)
                     if done is not None:
-                        stopping |= self._finish(name, done, sorter, ready, position)
+                        stopping |= self._finish(name, done, ready)
                 if not self._running and (stopping or not ready) and (
                         stopping or not self._waiting):
                     break
@@ -122,7 +148,7 @@ class Executor:
                 if item[0] == "done":
                     _, name, result = item
                     if name in self._running:
-                        stopping |= self._finish(name, result, sorter, ready, position)
+                        stopping |= self._finish(name, result, ready)
                 elif item[0] == "attempt":
                     _, name, at = item
                     run = self._running.get(name)
@@ -137,7 +163,7 @@ class Executor:
                         continue
                     done = self._start_or_settle(name)
                     if done is not None:
-                        stopping |= self._finish(name, done, sorter, ready, position)
+                        stopping |= self._finish(name, done, ready)
                 elif item[0] == "signal":
                     stopping = True
                     self._on_signal()
@@ -183,16 +209,13 @@ class Executor:
         self.planner.lock(name, wait=True)
         self._q.put(("locked", name))
 
-    def _finish(self, name: str, result: ev.TaskFinished, sorter: Any, ready: list[str],
-                position: dict[str, int]) -> bool:
+    def _finish(self, name: str, result: ev.TaskFinished, ready: _Ready) -> bool:
         """Record a task's result; True when the run must stop scheduling."""
         self._running.pop(name, None)
         self.planner.unlock(name)
         self._results[name] = result
         self.bus.emit(result)
-        sorter.done(name)
-        ready.extend(sorter.get_ready())
-        ready.sort(key=position.__getitem__)
+        ready.done(name)
         return result.status in (ev.FAILED, ev.CANCELLED) and not self.keep_going
 
     def _next_item(self) -> tuple[Any, ...] | None:

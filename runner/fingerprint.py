@@ -18,6 +18,8 @@ import time
 
 import blake3
 
+from .fsclock import racy
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -45,14 +47,6 @@ def hash_file(path: str, size: int | None = None) -> bytes:
         return h.digest()
     with open(path, "rb") as f:
         return blake3.blake3(f.read()).digest()
-
-
-def racy(mtime_ns: int, ctime_ns: int, hashed_at_ns: int) -> bool:
-    """May this file change without its stat data changing? True when it was modified
-    within the timestamp granularity of the moment it was hashed: a write in that same
-    clock tick would leave mtime, ctime and size as they were."""
-    window = 2_000_000_000 if mtime_ns % 1_000_000_000 == 0 else 100_000_000
-    return max(mtime_ns, ctime_ns) >= hashed_at_ns - window
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:

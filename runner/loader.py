@@ -19,6 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from typing import Any
+
     from .config import Config
     from .tasks import Task
 
@@ -90,8 +92,11 @@ def _tasksfile_in(d: str) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def load_tasks(path: str, root: str) -> list[Task]:
-    """Import the tasksfile as module `tasksfile` and return the tasks it defined."""
+def load_tasks(path: str, root: str, cache_dir: str | None = None,
+               may_write: bool = False) -> list[Task]:
+    """Import the tasksfile as module `tasksfile` and return the tasks it defined.
+    `cache_dir`: where to keep its compiled code when Python may not (see
+    `_cached_code`); `may_write`: this command may write state."""
     # importlib.machinery is already loaded at start-up; importlib.util costs ~3 ms.
     from importlib.machinery import ModuleSpec, SourceFileLoader
     from types import ModuleType
@@ -107,7 +112,11 @@ def load_tasks(path: str, root: str) -> list[Task]:
     previous = sys.modules.get("tasksfile")
     sys.modules["tasksfile"] = module
     try:
-        loader.exec_module(module)
+        code = _cached_code(path, cache_dir, may_write) if cache_dir else None
+        if code is None:
+            loader.exec_module(module)
+        else:
+            exec(code, module.__dict__)
     except SyntaxError as e:
         sys.modules.pop("tasksfile", None)
         raise TasksfileError(f"syntax error: {e.msg}", file=e.filename or path,
@@ -129,6 +138,46 @@ def load_tasks(path: str, root: str) -> list[Task]:
         if previous is not None and sys.modules.get("tasksfile") is None:
             sys.modules["tasksfile"] = previous
     return tasks_mod.collect()
+
+
+def _cached_code(path: str, cache_dir: str, may_write: bool) -> Any:
+    """The tasksfile's compiled code, when Python is told not to keep compiled modules
+    (PYTHONDONTWRITEBYTECODE, common in containers and CI): then runner keeps it in
+    its cache directory, keyed by the file's stat data, as Python keeps __pycache__.
+    (Compiling a 1,000-task tasksfile costs more than the rest of a no-op run.)
+    None when Python's own cache is in use."""
+    if not sys.dont_write_bytecode:
+        return None
+    import marshal
+
+    from .fsclock import racy
+
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        source = f.read()
+    header = (f"runner-code {sys.implementation.cache_tag} {sys.version}\0{path}\0"
+              f"{st.st_mtime_ns} {st.st_ctime_ns} {st.st_size} {st.st_ino}\0").encode()
+    cached = os.path.join(cache_dir, "tasksfile.code")
+    try:
+        with open(cached, "rb") as f:
+            data = f.read()
+        if data.startswith(header):
+            return marshal.loads(data[len(header):])
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    code = compile(source, path, "exec", dont_inherit=True)
+    import time
+
+    if may_write and not racy(st.st_mtime_ns, st.st_ctime_ns, time.time_ns()):
+        try:
+            os.makedirs(cache_dir, exist_ok=True)
+            tmp = f"{cached}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(header + marshal.dumps(code))
+            os.replace(tmp, cached)
+        except OSError:
+            pass  # a cache, nothing more
+    return code
 
 
 def _user_frame(exc: BaseException, path: str) -> tuple[str | None, int]:

@@ -16,6 +16,7 @@ import time
 
 from . import fingerprint as fp
 from . import globs
+from .fsclock import racy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,8 +80,9 @@ class Planner:
         self._pending: dict[str, dict[str, Any]] = {}   # record updates after a hit
         self._rescanned: set[str] = set()  # tasks whose input stat data moved
         self._entries: dict[str, dict[str, Any]] = {}   # the entry a restore will use
-        self._hits: list[bytes] = []
+        self._used: list[bytes] = []  # cache entries used by hits, to mark in the store
         self._global: bytes | None = None
+        self._ignore_stats: dict[str, Any] = {}  # stat of each ignore file, this run
         self.files_read = 0
 
     # ------------------------------------------------------------ fingerprints
@@ -124,8 +126,8 @@ class Planner:
         is unchanged (and no ignore file changed), the answer is the last one: no
         directory is listed again."""
         walk = rec.get("walk") if rec else None
-        if walk is not None and walk["patterns"] == task.inputs and _walk_still_valid(
-                self.root, walk):
+        if walk is not None and walk["patterns"] == task.inputs and self._walk_still_valid(
+                walk):
             self._walks[name] = walk
             return walk["files"]
         started = time.time_ns()
@@ -136,6 +138,23 @@ class Planner:
             "ignores": [(f, _file_stat(self.root, f)) for f in
                         {".git/info/exclude", *w.ignore_files}]}
         return w.files
+
+    def _walk_still_valid(self, walk: dict[str, Any]) -> bool:
+        """Did none of the directories the last walk read change (nor an ignore file)?"""
+        at = walk["at"]
+        for rel, mtime, ino in walk["dirs"]:
+            if _dir_stat(self.root, rel) != (mtime, ino):
+                return False
+            if racy(mtime, mtime, at):
+                return False  # listed within the clock's granularity of a change
+        memo = self._ignore_stats
+        for rel, st in walk["ignores"]:
+            now = memo.get(rel, memo)
+            if now is memo:
+                now = memo[rel] = _file_stat(self.root, rel)
+            if now != st:
+                return False
+        return True
 
     def _global_digest(self) -> bytes:
         """The digest of the project's `global_inputs`, part of every fingerprint."""
@@ -191,8 +210,11 @@ class Planner:
         """A cache hit: are the outputs that run produced in place, byte for byte?"""
         assert self.store is not None
         expected = {p: (d, mode) for p, d, mode, _size in entry["outputs"]}
-        present = globs.expand(self.root, task.outputs, skip=self.skip_dirs,
-                               gitignore=False).files if task.outputs else []
+        # Files the outputs match that the cached run did not make (stale): only a
+        # pattern with a wildcard can match one.
+        wild = [p for p in task.outputs if globs.has_magic(p) or p not in expected]
+        present = globs.expand(self.root, wild, skip=self.skip_dirs,
+                               gitignore=False).files if wild else []
         previous = fp.FileSet.from_record(rec.get("out")) if rec else None
         found, read = fp.scan(self.root, list(expected), previous)
         self.files_read += read
@@ -214,9 +236,11 @@ class Planner:
                                       "missing)"])
             self._entries[name] = {"entry": entry, "stale": stale, "record": update}
             return Decision(RESTORE, reasons, saved=entry["duration"])
-        self._hits.append(new.key)
-        if rec is None or found is not previous or name in self._rescanned:
-            self._pending[name] = update  # a touched file's new stat data, for next time
+        if rec is None or found is not previous or name in self._rescanned or \
+                time.time() - rec.get("used", 0) > 3600:
+            # A touched file's new stat data, for next time; and, at most hourly, when
+            # the entry was last used (for `cache prune`).
+            self._pending[name] = update
         return Decision(SKIP, ["up to date"], saved=entry["duration"])
 
     def _updated_record(self, name: str, new: fp.Fingerprint, entry: dict[str, Any],
@@ -224,7 +248,7 @@ class Planner:
         rec = new.to_record()
         rec.update(key=new.key, inputs=self._inputs[name].to_record(), walk=self._walks[name],
                    outputs=entry["outputs"], out=outputs.to_record(),
-                   duration=entry["duration"])
+                   duration=entry["duration"], used=time.time())
         return rec
 
     def _is_input(self, task: Task, path: str) -> bool:
@@ -244,7 +268,7 @@ class Planner:
         record = plan["record"]
         record["out"] = fp.scan(self.root, [o[0] for o in outputs], None)[0].to_record()
         self._save(name, record)
-        self._hits.append(record["key"])
+        self._used.append(record["key"])
         return True
 
     def prepare(self, name: str) -> None:
@@ -340,10 +364,10 @@ class Planner:
         """After the run: save what hits refreshed (touched files), mark used entries."""
         if self.store is None or self.dry_run:
             return
-        for name, record in self._pending.items():
-            self.store.save_record(name, record)
+        self.store.save_records(self._pending)
+        self._used += [r["key"] for r in self._pending.values()]
         self._pending.clear()
-        self.store.touch_entries(self._hits)
+        self.store.touch_entries(self._used)
 
 
 def _dir_stat(root: str, rel: str) -> tuple[int, int]:
@@ -359,20 +383,6 @@ def _file_stat(root: str, rel: str) -> tuple[int, int, int, int] | None:
         return fp.stat_key(os.stat(os.path.join(root, rel)))
     except OSError:
         return None
-
-
-def _walk_still_valid(root: str, walk: dict[str, Any]) -> bool:
-    at = walk["at"]
-    for rel, mtime, ino in walk["dirs"]:
-        if _dir_stat(root, rel) != (mtime, ino):
-            return False
-        window = 2_000_000_000 if mtime % 1_000_000_000 == 0 else 100_000_000
-        if mtime >= at - window:
-            return False  # listed within the clock's granularity of a change
-    for rel, st in walk["ignores"]:
-        if _file_stat(root, rel) != st:
-            return False
-    return True
 
 
 def _unlink(path: str) -> None:

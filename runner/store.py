@@ -175,7 +175,15 @@ class Store:
             if db is None:
                 return default
             try:
-                return fn(db)
+                try:
+                    return fn(db)
+                except sqlite3.Error:
+                    if db.in_transaction:  # leave no transaction open behind an error
+                        try:
+                            db.rollback()
+                        except sqlite3.Error:
+                            pass
+                    raise
             except sqlite3.OperationalError as e:
                 if _disk_full(e):
                     raise StoreError("cannot write the cache state: the disk is full"
@@ -223,9 +231,19 @@ class Store:
         return out
 
     def save_record(self, task: str, record: dict[str, Any]) -> None:
-        data = _seal(record)
-        self._guard(lambda db: db.execute(
-            "INSERT OR REPLACE INTO records VALUES (?, ?)", (task, data)))
+        self.save_records({task: record})
+
+    def save_records(self, records: dict[str, dict[str, Any]]) -> None:
+        """Write these records in one transaction."""
+        rows = [(task, _seal(r)) for task, r in records.items()]
+        if not rows:
+            return
+
+        def q(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?)", rows)
+            db.execute("COMMIT")
+        self._guard(q)
 
     # ------------------------------------------------------------ entries
     def entry(self, key: bytes) -> dict[str, Any] | None:
@@ -251,8 +269,8 @@ class Store:
             (key, task, data, size, duration, now, now)))
 
     def touch_entries(self, keys: Iterable[bytes]) -> None:
-        """Mark entries as used now (for least-recently-used pruning); at most one
-        write an hour per entry, so that a no-op run stays cheap."""
+        """Mark entries as used now (for least-recently-used pruning). The planner
+        calls this at most hourly per task, so that a no-op run writes nothing."""
         keys = list(keys)
         if not keys or self.readonly:
             return
@@ -261,8 +279,8 @@ class Store:
         def q(db: sqlite3.Connection) -> None:
             for i in range(0, len(keys), 500):
                 part = keys[i:i + 500]
-                db.execute(f"UPDATE entries SET last_used=? WHERE last_used < ? AND key IN "
-                           f"({','.join('?' * len(part))})", [now, now - 3600, *part])
+                db.execute(f"UPDATE entries SET last_used=? WHERE key IN "
+                           f"({','.join('?' * len(part))})", [now, *part])
         self._guard(q)
 
     # ------------------------------------------------------------ blobs
@@ -477,8 +495,16 @@ class Store:
 
 # ------------------------------------------------------------ helpers
 
+_offsets: dict[str, int] = {}
+
+
 def _offset(task: str) -> int:
-    return int.from_bytes(digest(task.encode())[:4], "little") & 0x7FFFFFFF
+    """The byte of the `locks` file that stands for this task."""
+    off = _offsets.get(task)
+    if off is None:
+        off = _offsets[task] = int.from_bytes(digest(task.encode())[:4], "little") \
+            & 0x7FFFFFFF
+    return off
 
 
 class _DigestMismatch(Exception):

@@ -201,6 +201,8 @@ class _Check:
         return TaskDefinitionError(self.task, param, problem)
 
     def strings(self, param: str, value: Iterable[str] | str) -> tuple[str, ...]:
+        if value == ():
+            return ()
         if isinstance(value, str):
             value = (value,)
         try:
@@ -225,6 +227,8 @@ class _Check:
         return items
 
     def deps(self, value: Iterable[Task | str]) -> tuple[str, ...]:
+        if value == ():
+            return ()
         if isinstance(value, (str, Task)):
             value = (value,)
         names: list[str] = []
@@ -243,6 +247,8 @@ class _Check:
         return tuple(names)
 
     def env(self, value: Iterable[str] | str) -> tuple[str, ...]:
+        if value == ():
+            return ()
         names = self.strings("env", value)
         for n in names:
             if "=" in n or "\0" in n:
@@ -263,6 +269,8 @@ class _Check:
         return value
 
     def aliases(self, value: Iterable[str] | str) -> tuple[str, ...]:
+        if value == ():
+            return ()
         names = self.strings("aliases", value)
         for a in names:
             if not valid_name(a):

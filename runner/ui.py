@@ -84,6 +84,8 @@ class PlainRenderer:
             self._write(self.err, f"{e.task}: {first}; retrying in {e.delay:g}s "
                                   f"(attempt {e.attempt})")
         elif isinstance(e, ev.TaskFinished):
+            if e.status == ev.CACHED and not self.verbose:
+                return  # up to date: counted in the summary, not worth a line each
             self._write(self.out if e.ok else self.err, self._finished_line(e))
 
     def _finished_line(self, e: ev.TaskFinished) -> str:
@@ -101,17 +103,21 @@ class PlainRenderer:
         return f"FAILED {e.task} ({code}{_dur(e.duration)})"
 
     def summary(self, outcome: Outcome) -> None:
-        """The end of the run: each task's status and duration, failures last."""
-        if not self.quiet and len(outcome.order) > 1:
-            self._write(self.out, "")
+        """The end of the run: a count line; with several tasks, the status and time
+        of each that did something (up-to-date ones are only counted); failures last."""
+        if not self.quiet:
+            shown = [n for n in outcome.order if outcome.results[n].status != ev.CACHED]
+            if len(outcome.order) > 1 and shown:
+                self._write(self.out, "")
             self._write(self.out, summary_line(outcome))
-            w = max(len(n) for n in outcome.order)
-            for name in outcome.order:
-                r = outcome.results[name]
-                extra = _dur(r.duration) if r.status in (ev.OK, ev.FAILED, ev.CANCELLED) \
-                    else (r.reason or "")
-                self._write(self.out, f"  {STATUS_WORD.get(r.status, r.status):<9} "
-                                      f"{name:<{w}}  {extra}".rstrip())
+            if len(outcome.order) > 1 and shown:
+                w = max(len(n) for n in shown)
+                for name in shown:
+                    r = outcome.results[name]
+                    extra = _dur(r.duration) if r.status in (ev.OK, ev.FAILED, ev.CANCELLED) \
+                        else (r.reason or "")
+                    self._write(self.out, f"  {STATUS_WORD.get(r.status, r.status):<9} "
+                                          f"{name:<{w}}  {extra}".rstrip())
         failures = [outcome.results[n] for n in outcome.failed]
         if failures:
             self._write(self.err, "")
