@@ -1,11 +1,11 @@
 """runner: a task runner and build tool for Python projects.
 
-    from runner import task, sh
+from runner import task, sh
 
-    @task(inputs=["src/**/*.py"], outputs=["dist/*.whl"])
-    def build():
-        \"\"\"Build the wheel.\"\"\"
-        sh("python -m pip wheel --no-deps -w dist .")
+@task(inputs=["src/**/*.py"], outputs=["dist/*.whl"])
+def build():
+    \"\"\"Build the wheel.\"\"\"
+    sh("python -m pip wheel --no-deps -w dist .")
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ __version__ = "0.1.0"
 __all__ = ["Task", "TaskError", "__version__", "sh", "task"]
 
 
-
-def sh(cmd, *, cwd=None, env=None, check=True, capture=False, timeout=None):  # type: ignore[no-untyped-def]
+def sh(cmd, *, cwd=None, env=None, check=True, capture=False, timeout=None):
     """Run a command: a string through the shell, a list without one.
 
     Output is streamed line by line (prefixed with the task's name when tasks run in

@@ -12,8 +12,15 @@ import os
 import sys
 
 from . import __version__
-from .errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, StoreError, UsageError,
-                     UserError, did_you_mean)
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TASK_FAILED,
+    StoreError,
+    UsageError,
+    UserError,
+    did_you_mean,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -85,22 +92,32 @@ class Options:
 
 # option -> (attribute, takes a value)
 _GLOBAL: dict[str, tuple[str, bool]] = {
-    "-f": ("file", True), "--file": ("file", True),
-    "-C": ("directory", True), "--directory": ("directory", True),
-    "-j": ("jobs", True), "--jobs": ("jobs", True),
-    "-B": ("force", False), "--force": ("force", False),
-    "-n": ("dry_run", False), "--dry-run": ("dry_run", False),
-    "-k": ("keep_going", False), "--keep-going": ("keep_going", False),
+    "-f": ("file", True),
+    "--file": ("file", True),
+    "-C": ("directory", True),
+    "--directory": ("directory", True),
+    "-j": ("jobs", True),
+    "--jobs": ("jobs", True),
+    "-B": ("force", False),
+    "--force": ("force", False),
+    "-n": ("dry_run", False),
+    "--dry-run": ("dry_run", False),
+    "-k": ("keep_going", False),
+    "--keep-going": ("keep_going", False),
     "--since": ("since", True),
     "--no-cache": ("no_cache", False),
     "--remote-cache": ("remote_cache", True),
-    "-v": ("verbose", False), "--verbose": ("verbose", False),
-    "-q": ("quiet", False), "--quiet": ("quiet", False),
+    "-v": ("verbose", False),
+    "--verbose": ("verbose", False),
+    "-q": ("quiet", False),
+    "--quiet": ("quiet", False),
     "--log-format": ("log_format", True),
     "--version": ("version", False),
-    "-l": ("list", False), "--list": ("list", False),
+    "-l": ("list", False),
+    "--list": ("list", False),
     "--json": ("json", False),
-    "-h": ("help", False), "--help": ("help", False),
+    "-h": ("help", False),
+    "--help": ("help", False),
     "--format": ("format", True),
     "--max-size": ("max_size", True),
     "--older-than": ("older_than", True),
@@ -162,7 +179,7 @@ def _take_global(opts: Options, words: list[str], i: int) -> int | None:
             if f not in _GLOBAL:
                 return None
             if _GLOBAL[f][1]:
-                rest = letters[k + 1:]
+                rest = letters[k + 1 :]
                 if not rest:
                     if i + 1 >= len(words):
                         raise UsageError(f"option {f} needs a value")
@@ -183,7 +200,7 @@ def parse_globals(argv: list[str]) -> tuple[Options, list[str]]:
     while i < len(argv):
         word = argv[i]
         if word == "--":
-            return opts, argv[i + 1:]
+            return opts, argv[i + 1 :]
         if not word.startswith("-") or word == "-":
             break
         nxt = _take_global(opts, argv, i)
@@ -193,8 +210,9 @@ def parse_globals(argv: list[str]) -> tuple[Options, list[str]]:
     return opts, argv[i:]
 
 
-def main(argv: list[str] | None = None, stdout: TextIO | None = None,
-         stderr: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """Run runner with these arguments; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     out = stdout or sys.stdout
@@ -239,21 +257,27 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
             project: Project | None = find_project(start, opts.file)
         except NoTasksfileError:
             project = None
-        if project is None or "init" not in Graph(load_tasks(project.tasksfile,
-                                                             project.root)):
+        if project is None or "init" not in Graph(load_tasks(project.tasksfile, project.root)):
             from .scaffold import init_project
 
             return init_project(os.path.abspath(start), out, words[1:])
     project = find_project(start, opts.file)
-    read_only = opts.list or opts.dry_run or opts.help or opts.no_cache or bool(
-        words and words[0] in ("graph", "hash", "cache"))
-    graph = Graph(load_tasks(project.tasksfile, project.root, project.cache_dir,
-                             may_write=not read_only))
+    read_only = (
+        opts.list
+        or opts.dry_run
+        or opts.help
+        or opts.no_cache
+        or bool(words and words[0] in ("graph", "hash", "cache"))
+    )
+    graph = Graph(
+        load_tasks(project.tasksfile, project.root, project.cache_dir, may_write=not read_only)
+    )
     if opts.list:
         from . import describe
 
-        out.write(describe.list_json(graph) if opts.json else
-                  describe.list_text(graph, project.tasksfile))
+        out.write(
+            describe.list_json(graph) if opts.json else describe.list_text(graph, project.tasksfile)
+        )
         return EXIT_OK
     if len(words) > 1 and words[1] in SUBCOMMANDS.get(words[0], ()):
         return _command(f"{words[0]} {words[1]}", opts, words[2:], project, graph, out, err)
@@ -265,16 +289,24 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
     return _run(opts, words, project, graph, out, err)
 
 
-def _command(name: str, opts: Options, words: list[str], project: Project, graph: Graph,
-             out: TextIO, err: TextIO) -> int:
+def _command(
+    name: str,
+    opts: Options,
+    words: list[str],
+    project: Project,
+    graph: Graph,
+    out: TextIO,
+    err: TextIO,
+) -> int:
     if name == "hash":
         return _hash(opts, words, project, graph, out, err)
     if name.startswith("cache "):
         from .maintenance import cache_command
 
         _no_words(name, opts, words)
-        return cache_command(name.split()[1], project, opts.max_size, opts.older_than, out,
-                             err, as_json=opts.json)
+        return cache_command(
+            name.split()[1], project, opts.max_size, opts.older_than, out, err, as_json=opts.json
+        )
     targets: list[str] = []
     i = 0
     while i < len(words):
@@ -282,8 +314,10 @@ def _command(name: str, opts: Options, words: list[str], project: Project, graph
         if word.startswith("-"):
             nxt = _take_global(opts, words, i)
             if nxt is None:
-                raise UsageError(f"unknown option {word} for `runner {name}`"
-                                 f"{did_you_mean(_split(word)[0], _GLOBAL)}")
+                raise UsageError(
+                    f"unknown option {word} for `runner {name}`"
+                    f"{did_you_mean(_split(word)[0], _GLOBAL)}"
+                )
             i = nxt
             continue
         targets.append(word)
@@ -293,8 +327,10 @@ def _command(name: str, opts: Options, words: list[str], project: Project, graph
 
         fmt = opts.format or "tree"
         if fmt not in describe.GRAPH_FORMATS:
-            raise UsageError(f"--format expects one of {', '.join(describe.GRAPH_FORMATS)}, "
-                             f"got {fmt!r}{did_you_mean(fmt, describe.GRAPH_FORMATS)}")
+            raise UsageError(
+                f"--format expects one of {', '.join(describe.GRAPH_FORMATS)}, "
+                f"got {fmt!r}{did_you_mean(fmt, describe.GRAPH_FORMATS)}"
+            )
         if not targets:
             targets = [n for n in graph.names()]
             needed = {d for n in targets for d in graph.deps(n)}
@@ -303,8 +339,7 @@ def _command(name: str, opts: Options, words: list[str], project: Project, graph
             roots = [graph.resolve(t).name for t in targets]
         order = graph.select(targets)
         encoding = (getattr(out, "encoding", None) or "utf-8").lower()
-        out.write(describe.graph_text(graph, order, roots, fmt,
-                                      ascii_only="utf" not in encoding))
+        out.write(describe.graph_text(graph, order, roots, fmt, ascii_only="utf" not in encoding))
         return EXIT_OK
     raise AssertionError(name)
 
@@ -318,8 +353,9 @@ def _no_words(name: str, opts: Options, words: list[str]) -> None:
         i = nxt
 
 
-def _hash(opts: Options, words: list[str], project: Project, graph: Graph, out: TextIO,
-          err: TextIO) -> int:
+def _hash(
+    opts: Options, words: list[str], project: Project, graph: Graph, out: TextIO, err: TextIO
+) -> int:
     """Print the fingerprint of each task named (its deps' are computed on the way)."""
     invocations = _parse_invocations(opts, words, graph)
     if not invocations:
@@ -336,8 +372,7 @@ def _hash(opts: Options, words: list[str], project: Project, graph: Graph, out: 
     return EXIT_OK
 
 
-def _planner(opts: Options, project: Project, graph: Graph, err: TextIO, *,
-             readonly: bool) -> Any:
+def _planner(opts: Options, project: Project, graph: Graph, err: TextIO, *, readonly: bool) -> Any:
     from .plan import Planner
     from .store import Store
 
@@ -348,8 +383,9 @@ def _planner(opts: Options, project: Project, graph: Graph, err: TextIO, *,
     return Planner(graph, project, store, force=opts.force, dry_run=readonly, warn=warn)
 
 
-def _parse_invocations(opts: Options, words: list[str], graph: Graph
-                       ) -> list[tuple[str, dict[str, Any]]]:
+def _parse_invocations(
+    opts: Options, words: list[str], graph: Graph
+) -> list[tuple[str, dict[str, Any]]]:
     """`build test --k=x --verbose lint` -> [(build, {}), (test, {k: x, verbose: True}),
     (lint, {})]. A global option may follow a task when the task has no option of that
     name."""
@@ -386,8 +422,10 @@ def _parse_invocations(opts: Options, words: list[str], graph: Graph
                 if current is not None:
                     known += [p.option for p in current.params]
                     where = f" for task '{current.name}'"
-                raise UsageError(f"unknown option {flag}{where}{did_you_mean(flag, known)}",
-                                 details=usage(current) if current else "")
+                raise UsageError(
+                    f"unknown option {flag}{where}{did_you_mean(flag, known)}",
+                    details=usage(current) if current else "",
+                )
             i = nxt
             continue
         assert current is not None
@@ -397,25 +435,28 @@ def _parse_invocations(opts: Options, words: list[str], graph: Graph
         else:
             if value is None:
                 if i + 1 >= len(words):
-                    raise UsageError(f"task '{current.name}': option {flag} needs a value",
-                                     details=usage(current))
+                    raise UsageError(
+                        f"task '{current.name}': option {flag} needs a value",
+                        details=usage(current),
+                    )
                 value = words[i + 1]
                 i += 1
             if negated:
-                raise UsageError(f"task '{current.name}': {flag} takes no value",
-                                 details=usage(current))
+                raise UsageError(
+                    f"task '{current.name}': {flag} takes no value", details=usage(current)
+                )
             try:
                 converted = param.convert(value)
             except ValueError as e:
-                raise UsageError(f"task '{current.name}': {e}", details=usage(current)
-                                 ) from None
+                raise UsageError(f"task '{current.name}': {e}", details=usage(current)) from None
             i += 1
         invocations[-1][1][param.name] = converted
     return invocations
 
 
-def _task_args(graph: Graph, order: list[str], invocations: list[tuple[str, dict[str, Any]]]
-               ) -> dict[str, dict[str, Any]]:
+def _task_args(
+    graph: Graph, order: list[str], invocations: list[tuple[str, dict[str, Any]]]
+) -> dict[str, dict[str, Any]]:
     """The arguments of every task of the run: the defaults, with the command line's on
     top; a required option that nobody gave is an error."""
     from .describe import usage
@@ -432,17 +473,21 @@ def _task_args(graph: Graph, order: list[str], invocations: list[tuple[str, dict
         values.update(given.get(name, {}))
         missing = [p.option for p in t.params if p.required and p.name not in values]
         if missing:
-            needer = "" if name in given else \
-                " (it is needed by " + ", ".join(sorted(
-                    n for n in order if name in graph.deps(n))) + ")"
-            raise UsageError(f"task '{name}' needs {', '.join(missing)}{needer}",
-                             details=usage(t))
+            needer = (
+                ""
+                if name in given
+                else " (it is needed by "
+                + ", ".join(sorted(n for n in order if name in graph.deps(n)))
+                + ")"
+            )
+            raise UsageError(f"task '{name}' needs {', '.join(missing)}{needer}", details=usage(t))
         args[name] = values
     return args
 
 
-def _run(opts: Options, words: list[str], project: Project, graph: Graph, out: TextIO,
-         err: TextIO) -> int:
+def _run(
+    opts: Options, words: list[str], project: Project, graph: Graph, out: TextIO, err: TextIO
+) -> int:
     invocations = _parse_invocations(opts, words, graph)
     if opts.help:
         from .describe import task_help
@@ -477,8 +522,9 @@ def _run(opts: Options, words: list[str], project: Project, graph: Graph, out: T
             planner.store.close()
 
 
-def _since(ref: str, project: Project, graph: Graph, order: list[str]
-           ) -> tuple[list[str], list[str]]:
+def _since(
+    ref: str, project: Project, graph: Graph, order: list[str]
+) -> tuple[list[str], list[str]]:
     """Narrow a run to the tasks whose inputs changed since `ref`, what depends on
     them, and the deps those need; returns (new order, tasks left out)."""
     from . import globs
@@ -486,15 +532,25 @@ def _since(ref: str, project: Project, graph: Graph, order: list[str]
 
     changed = changed_files(project.root, ref)
     global_hit = any(globs.matches(project.config.global_inputs, p) for p in changed)
-    direct = [n for n in order if global_hit or any(
-        globs.matches(graph.tasks[n].inputs, p) for p in changed)]
+    direct = [
+        n
+        for n in order
+        if global_hit or any(globs.matches(graph.tasks[n].inputs, p) for p in changed)
+    ]
     affected = graph.dependents(direct, order)
     new_order = graph.select([n for n in order if n in affected]) if affected else []
     return new_order, [n for n in order if n not in new_order]
 
 
-def _dry_run(order: list[str], graph: Graph, args: dict[str, dict[str, Any]],
-             planner: Any, out: TextIO, skipped: list[str], since: str | None) -> int:
+def _dry_run(
+    order: list[str],
+    graph: Graph,
+    args: dict[str, dict[str, Any]],
+    planner: Any,
+    out: TextIO,
+    skipped: list[str],
+    since: str | None,
+) -> int:
     """What would run, in order, and why; nothing runs and nothing is written."""
     from .plan import RUN, WILL_RUN
 
@@ -514,8 +570,16 @@ def _dry_run(order: list[str], graph: Graph, args: dict[str, dict[str, Any]],
     return EXIT_OK
 
 
-def _execute(opts: Options, project: Project, graph: Graph, order: list[str],
-             args: dict[str, dict[str, Any]], planner: Any, out: TextIO, err: TextIO) -> int:
+def _execute(
+    opts: Options,
+    project: Project,
+    graph: Graph,
+    order: list[str],
+    args: dict[str, dict[str, Any]],
+    planner: Any,
+    out: TextIO,
+    err: TextIO,
+) -> int:
     from .events import Bus, RunFinished, RunStarted
     from .executor import Executor
     from .ui import make_renderer
@@ -525,9 +589,16 @@ def _execute(opts: Options, project: Project, graph: Graph, order: list[str],
     parallel = jobs > 1 and not graph.is_chain(order)
     run_id = os.urandom(8).hex()
     bus = Bus()
-    renderer = make_renderer(out, err, log_format=opts.log_format, quiet=opts.quiet,
-                             verbose=bool(opts.verbose), prefix=parallel,
-                             width=max(len(n) for n in order), run_id=run_id)
+    renderer = make_renderer(
+        out,
+        err,
+        log_format=opts.log_format,
+        quiet=opts.quiet,
+        verbose=bool(opts.verbose),
+        prefix=parallel,
+        width=max(len(n) for n in order),
+        run_id=run_id,
+    )
     bus.subscribe(renderer)
     if planner.store is not None:
         from .history import HistoryRecorder
@@ -535,13 +606,21 @@ def _execute(opts: Options, project: Project, graph: Graph, order: list[str],
         planner.store.share_project()
         bus.subscribe(HistoryRecorder(planner.store, order))
     bus.emit(RunStarted(run_id, order, jobs))
-    executor = Executor(graph, order, args, planner=planner, bus=bus, jobs=jobs,
-                        keep_going=opts.keep_going, root=project.root,
-                        grace=config.kill_timeout, interactive=not parallel)
+    executor = Executor(
+        graph,
+        order,
+        args,
+        planner=planner,
+        bus=bus,
+        jobs=jobs,
+        keep_going=opts.keep_going,
+        root=project.root,
+        grace=config.kill_timeout,
+        interactive=not parallel,
+    )
     outcome = executor.run()
     status = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "ok")
-    bus.emit(RunFinished(run_id, status, outcome.duration, outcome.exit_code,
-                         outcome.counts()))
+    bus.emit(RunFinished(run_id, status, outcome.duration, outcome.exit_code, outcome.counts()))
     renderer.summary(outcome)
     return outcome.exit_code
 

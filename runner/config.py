@@ -114,22 +114,32 @@ def _apply_file(values: dict[str, Any], section: dict[str, Any], path: str, text
     for key, value in section.items():
         if key in TABLES:
             if not isinstance(value, dict):
-                raise ConfigError(f"tool.runner.{key}", "must be a table", file=path,
-                                  line=locate(text, "tool.runner", key))
+                raise ConfigError(
+                    f"tool.runner.{key}",
+                    "must be a table",
+                    file=path,
+                    line=locate(text, "tool.runner", key),
+                )
             for sub, v in value.items():
                 full = f"tool.runner.{key}.{sub}"
-                where = {"file": path, "line": locate(text, f"tool.runner.{key}", sub)}
+                line = locate(text, f"tool.runner.{key}", sub)
+                where = {"file": path, "line": line}
                 if sub not in TABLES[key]:
-                    raise ConfigError(full, "unknown key" + did_you_mean(sub, TABLES[key]),
-                                      **where)
+                    raise ConfigError(
+                        full, "unknown key" + did_you_mean(sub, TABLES[key]), file=path, line=line
+                    )
                 values[key][sub] = _check(full, TABLES[key][sub][0], v, where)
         elif key in SCHEMA:
             where = {"file": path, "line": locate(text, "tool.runner", key)}
             values[key] = _check(f"tool.runner.{key}", SCHEMA[key][0], value, where)
         else:
             known = list(SCHEMA) + list(TABLES)
-            raise ConfigError(f"tool.runner.{key}", "unknown key" + did_you_mean(key, known),
-                              file=path, line=locate(text, "tool.runner", key))
+            raise ConfigError(
+                f"tool.runner.{key}",
+                "unknown key" + did_you_mean(key, known),
+                file=path,
+                line=locate(text, "tool.runner", key),
+            )
 
 
 def _apply_env(values: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -153,8 +163,15 @@ def _from_env(kind: str, text: str) -> Any:
         return [p.strip() for p in text.split(",") if p.strip()]
     if kind == "bool":
         low = text.strip().lower()
-        return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False,
-                "": False}.get(low, text)
+        return {
+            "1": True,
+            "true": True,
+            "yes": True,
+            "0": False,
+            "false": False,
+            "no": False,
+            "": False,
+        }.get(low, text)
     if kind in ("int", "number"):
         try:
             return int(text) if kind == "int" else float(text)
@@ -185,7 +202,8 @@ def _check(key: str, kind: str, value: Any, where: dict[str, Any]) -> Any:
             raise bad("a list of strings")
     elif kind == "str-or-strings":
         ok = isinstance(value, str) or (
-            isinstance(value, list) and all(isinstance(v, str) for v in value))
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        )
         if not ok:
             raise bad("a string or a list of strings")
     return value
@@ -216,7 +234,7 @@ def _line_of_toml_error(message: str) -> int | None:
     if i < 0:
         return None
     digits = ""
-    for ch in message[i + len(marker):]:
+    for ch in message[i + len(marker) :]:
         if not ch.isdigit():
             break
         digits += ch

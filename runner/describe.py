@@ -48,9 +48,16 @@ def task_info(t: Task) -> dict[str, Any]:
         "timeout": t.timeout,
         "retries": t.retries,
         "schedule": t.schedule,
-        "params": [{"name": p.name, "option": p.option, "type": p.type.__name__,
-                    "required": p.required, "default": None if p.required else p.default}
-                   for p in t.params],
+        "params": [
+            {
+                "name": p.name,
+                "option": p.option,
+                "type": p.type.__name__,
+                "required": p.required,
+                "default": None if p.required else p.default,
+            }
+            for p in t.params
+        ],
         "file": t.file,
         "line": t.line,
     }
@@ -59,9 +66,13 @@ def task_info(t: Task) -> dict[str, Any]:
 def list_json(graph: Graph) -> str:
     import json
 
-    return json.dumps({"default": graph.default,
-                       "tasks": [task_info(graph.tasks[n]) for n in graph.names()]},
-                      indent=2) + "\n"
+    return (
+        json.dumps(
+            {"default": graph.default, "tasks": [task_info(graph.tasks[n]) for n in graph.names()]},
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def usage(t: Task) -> str:
@@ -80,8 +91,9 @@ def _param_help(p: Param) -> str:
     if p.required:
         return "required"
     if p.type is bool:
-        return ("default: on; --no-" + p.option[2:] + " turns it off") if p.default \
-            else "default: off"
+        return (
+            ("default: on; --no-" + p.option[2:] + " turns it off") if p.default else "default: off"
+        )
     return f"default: {p.default!r}"
 
 
@@ -98,22 +110,27 @@ def task_help(t: Task, graph: Graph) -> str:
             left = f"{p.option} {p.metavar}".rstrip()
             lines.append(f"  {left:<{w}}  {_param_help(p)}")
         lines.append("")
-    facts = [("depends on", ", ".join(t.deps)), ("inputs", ", ".join(t.inputs)),
-             ("outputs", ", ".join(t.outputs)), ("env", ", ".join(t.env)),
-             ("aliases", ", ".join(t.aliases)),
-             ("timeout", f"{t.timeout:g}s" if t.timeout else ""),
-             ("retries", str(t.retries) if t.retries else ""),
-             ("schedule", t.schedule or ""),
-             ("cached", "no (service)" if t.service else ("yes" if t.cache else "no")),
-             ("defined at", f"{_short(t.file)}:{t.line}")]
+    facts = [
+        ("depends on", ", ".join(t.deps)),
+        ("inputs", ", ".join(t.inputs)),
+        ("outputs", ", ".join(t.outputs)),
+        ("env", ", ".join(t.env)),
+        ("aliases", ", ".join(t.aliases)),
+        ("timeout", f"{t.timeout:g}s" if t.timeout else ""),
+        ("retries", str(t.retries) if t.retries else ""),
+        ("schedule", t.schedule or ""),
+        ("cached", "no (service)" if t.service else ("yes" if t.cache else "no")),
+        ("defined at", f"{_short(t.file)}:{t.line}"),
+    ]
     for key, value in facts:
         if value:
             lines.append(f"{key}: {value}")
     return "\n".join(lines).rstrip() + "\n"
 
 
-def graph_text(graph: Graph, order: list[str], roots: list[str], fmt: str,
-               ascii_only: bool = False) -> str:
+def graph_text(
+    graph: Graph, order: list[str], roots: list[str], fmt: str, ascii_only: bool = False
+) -> str:
     if fmt == "tree":
         return _tree(graph, roots, ascii_only)
     if fmt == "mermaid":
@@ -127,10 +144,16 @@ def graph_text(graph: Graph, order: list[str], roots: list[str], fmt: str,
                 lines.append(f"  {ids[n]} --> {ids[d]}")
         return "\n".join(lines) + "\n"
     if fmt == "dot":
+
         def q(s: str) -> str:
             return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        lines = ["digraph tasks {", "  // an edge points from a task to a task it depends on",
-                 "  rankdir=LR;", "  node [shape=box];"]
+
+        lines = [
+            "digraph tasks {",
+            "  // an edge points from a task to a task it depends on",
+            "  rankdir=LR;",
+            "  node [shape=box];",
+        ]
         for n in order:
             lines.append(f"  {q(n)};")
         for n in order:
@@ -141,10 +164,24 @@ def graph_text(graph: Graph, order: list[str], roots: list[str], fmt: str,
     if fmt == "json":
         import json
 
-        return json.dumps({"order": order, "tasks": {
-            n: {"deps": list(graph.deps(n)), "summary": graph.tasks[n].summary,
-                "inputs": list(graph.tasks[n].inputs), "outputs": list(graph.tasks[n].outputs)}
-            for n in order}}, indent=2) + "\n"
+        return (
+            json.dumps(
+                {
+                    "order": order,
+                    "tasks": {
+                        n: {
+                            "deps": list(graph.deps(n)),
+                            "summary": graph.tasks[n].summary,
+                            "inputs": list(graph.tasks[n].inputs),
+                            "outputs": list(graph.tasks[n].outputs),
+                        }
+                        for n in order
+                    },
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     raise ValueError(fmt)
 
 
@@ -166,6 +203,7 @@ def _tree(graph: Graph, roots: list[str], ascii_only: bool) -> str:
         shown.add(name)
         for i in reversed(range(len(deps))):
             end = i == len(deps) - 1
-            stack.append((deps[i], prefix + child_prefix, last if end else tee,
-                          "    " if end else bar))
+            stack.append(
+                (deps[i], prefix + child_prefix, last if end else tee, "    " if end else bar)
+            )
     return "\n".join(lines) + "\n"

@@ -95,8 +95,9 @@ class CycleError(UserError):
 class ConfigError(UserError):
     """A bad value or an unknown key in `[tool.runner]` or a RUNNER_* variable."""
 
-    def __init__(self, key: str, problem: str, *, file: str | None = None,
-                 line: int | None = None) -> None:
+    def __init__(
+        self, key: str, problem: str, *, file: str | None = None, line: int | None = None
+    ) -> None:
         self.key = key
         where = ""
         if file:
@@ -113,8 +114,9 @@ class TaskError(Exception):
     """A task failed. Raise it from a task to fail it with a message; `sh` raises it
     when a command exits non-zero, with `exit_code` and `cmd` set."""
 
-    def __init__(self, message: str, *, exit_code: int = 1, cmd: str | None = None,
-                 output: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, exit_code: int = 1, cmd: str | None = None, output: str | None = None
+    ) -> None:
         super().__init__(message)
         self.exit_code = exit_code
         self.cmd = cmd

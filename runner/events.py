@@ -11,11 +11,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 # A finished task's status.
-OK = "ok"              # ran and succeeded
-CACHED = "cached"      # up to date: skipped, outputs already in place
+OK = "ok"  # ran and succeeded
+CACHED = "cached"  # up to date: skipped, outputs already in place
 RESTORED = "restored"  # up to date: outputs restored from the cache
-FAILED = "failed"      # ran and failed (or timed out)
-SKIPPED = "skipped"    # not run: a dep failed, or the run stopped first
+FAILED = "failed"  # ran and failed (or timed out)
+SKIPPED = "skipped"  # not run: a dep failed, or the run stopped first
 CANCELLED = "cancelled"  # stopped while it ran (interrupt)
 
 SUCCESS = frozenset((OK, CACHED, RESTORED))
@@ -29,6 +29,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"event": self.kind}
+        k: str
         for k in self.__slots__:
             v = getattr(self, k)
             if v is not None:
@@ -83,14 +84,20 @@ class TaskFinished(Event):
     """A task is done: ran (ok, failed, cancelled), was up to date (cached, restored)
     or did not run (skipped). `saved` is the time a cache hit saved, in seconds."""
 
-    __slots__ = ("task", "status", "duration", "exit_code", "error", "cmd", "reason",
-                 "saved")
+    __slots__ = ("task", "status", "duration", "exit_code", "error", "cmd", "reason", "saved")
     kind = "task_finished"
 
-    def __init__(self, task: str, status: str, duration: float = 0.0,
-                 exit_code: int | None = None, error: str | None = None,
-                 cmd: str | None = None, reason: str | None = None,
-                 saved: float | None = None) -> None:
+    def __init__(
+        self,
+        task: str,
+        status: str,
+        duration: float = 0.0,
+        exit_code: int | None = None,
+        error: str | None = None,
+        cmd: str | None = None,
+        reason: str | None = None,
+        saved: float | None = None,
+    ) -> None:
         self.task, self.status, self.duration = task, status, duration
         self.exit_code, self.error, self.cmd = exit_code, error, cmd
         self.reason, self.saved = reason, saved
@@ -104,8 +111,9 @@ class RunFinished(Event):
     __slots__ = ("run_id", "status", "duration", "exit_code", "counts")
     kind = "run_finished"
 
-    def __init__(self, run_id: str, status: str, duration: float, exit_code: int,
-                 counts: dict[str, int]) -> None:
+    def __init__(
+        self, run_id: str, status: str, duration: float, exit_code: int, counts: dict[str, int]
+    ) -> None:
         self.run_id, self.status, self.duration = run_id, status, duration
         self.exit_code, self.counts = exit_code, counts
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .graph import Graph
     from .plan import Planner
 
-BACKOFF_BASE = 0.5   # seconds before the first retry; doubles for each one after
+BACKOFF_BASE = 0.5  # seconds before the first retry; doubles for each one after
 BACKOFF_MAX = 30.0
 ABANDON_AFTER = 2.0  # seconds past the grace period before a stuck task thread is left
 
@@ -35,8 +35,13 @@ ABANDON_AFTER = 2.0  # seconds past the grace period before a stuck task thread 
 class Outcome:
     """The result of a run: each task's final event, in run order."""
 
-    def __init__(self, results: dict[str, ev.TaskFinished], order: list[str],
-                 duration: float, interrupted: bool) -> None:
+    def __init__(
+        self,
+        results: dict[str, ev.TaskFinished],
+        order: list[str],
+        duration: float,
+        interrupted: bool,
+    ) -> None:
         self.results = results
         self.order = order
         self.duration = duration
@@ -45,8 +50,7 @@ class Outcome:
     @property
     def failed(self) -> list[str]:
         """The tasks that failed (not those an interrupt cancelled)."""
-        return [n for n in self.order if n in self.results
-                and self.results[n].status == ev.FAILED]
+        return [n for n in self.order if n in self.results and self.results[n].status == ev.FAILED]
 
     @property
     def exit_code(self) -> int:
@@ -100,15 +104,26 @@ class _Running:
         self.thread = thread
         self.scope = scope
         self.started = time.monotonic()
-        self.deadline: float | None = None     # the timeout of the current attempt
-        self.stop_at: float | None = None      # when we gave up waiting politely
+        self.deadline: float | None = None  # the timeout of the current attempt
+        self.stop_at: float | None = None  # when we gave up waiting politely
         self.stop_status: str | None = None
 
 
 class Executor:
-    def __init__(self, graph: Graph, order: list[str], args: dict[str, dict[str, Any]], *,
-                 planner: Planner, bus: Bus, jobs: int, keep_going: bool, root: str,
-                 grace: float = 5.0, interactive: bool = False) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        order: list[str],
+        args: dict[str, dict[str, Any]],
+        *,
+        planner: Planner,
+        bus: Bus,
+        jobs: int,
+        keep_going: bool,
+        root: str,
+        grace: float = 5.0,
+        interactive: bool = False,
+    ) -> None:
         self.graph = graph
         self.order = order
         self.args = args
@@ -139,8 +154,11 @@ class Executor:
                     done = self._start_or_settle(name)
                     if done is not None:
                         stopping |= self._finish(name, done, ready)
-                if not self._running and (stopping or not ready) and (
-                        stopping or not self._waiting):
+                if (
+                    not self._running
+                    and (stopping or not ready)
+                    and (stopping or not self._waiting)
+                ):
                     break
                 item = self._next_item()
                 if item is None:
@@ -174,8 +192,9 @@ class Executor:
             if name not in self._results:
                 reason = "interrupted" if self._signals else "not run: an earlier task failed"
                 self._results[name] = ev.TaskFinished(name, ev.SKIPPED, reason=reason)
-        return Outcome(self._results, self.order, time.monotonic() - started,
-                       interrupted=self._signals > 0)
+        return Outcome(
+            self._results, self.order, time.monotonic() - started, interrupted=self._signals > 0
+        )
 
     def _start_or_settle(self, name: str) -> ev.TaskFinished | None:
         """Start the task in a thread, or return its result when it does not run (or
@@ -186,21 +205,25 @@ class Executor:
             return ev.TaskFinished(name, ev.SKIPPED, reason=f"dep {broken[0]} did not succeed")
         if not self.planner.lock(name, wait=False):
             self._waiting.add(name)
-            self.bus.emit(ev.TaskOutput(name, "waiting: another runner is running this task",
-                                        "stderr"))
-            threading.Thread(target=self._wait_for_lock, args=(name,), daemon=True,
-                             name=f"wait:{name}").start()
+            self.bus.emit(
+                ev.TaskOutput(name, "waiting: another runner is running this task", "stderr")
+            )
+            threading.Thread(
+                target=self._wait_for_lock, args=(name,), daemon=True, name=f"wait:{name}"
+            ).start()
             return None
-        decision = self.planner.decide(name, self.args[name],
-                                       {d: self._results[d].status for d in deps})
+        decision = self.planner.decide(
+            name, self.args[name], {d: self._results[d].status for d in deps}
+        )
         if decision.action == RESTORE and not self.planner.restore(name):
             decision = Decision(RUN, ["the cache entry is damaged (a blob fails its digest)"])
         if decision.action != RUN:
             status = ev.RESTORED if decision.action == RESTORE else ev.CACHED
             return ev.TaskFinished(name, status, reason=decision.reason, saved=decision.saved)
         scope = Scope(name)
-        thread = threading.Thread(target=self._work, args=(name, decision, scope),
-                                  name=f"task:{name}", daemon=True)
+        thread = threading.Thread(
+            target=self._work, args=(name, decision, scope), name=f"task:{name}", daemon=True
+        )
         self._running[name] = _Running(thread, scope)
         thread.start()
         return None
@@ -237,10 +260,19 @@ class Executor:
             elif run.stop_at is not None and now >= run.stop_at:
                 # The task's commands are dead, but its Python code has not returned
                 # (it is blocked outside of runner's reach): leave the thread behind.
-                self._q.put(("done", name, ev.TaskFinished(
-                    name, run.stop_status or ev.CANCELLED, time.monotonic() - run.started,
-                    exit_code=124 if run.stop_status == ev.FAILED else None,
-                    error=run.scope.reason)))
+                self._q.put(
+                    (
+                        "done",
+                        name,
+                        ev.TaskFinished(
+                            name,
+                            run.stop_status or ev.CANCELLED,
+                            time.monotonic() - run.started,
+                            exit_code=124 if run.stop_status == ev.FAILED else None,
+                            error=run.scope.reason,
+                        ),
+                    )
+                )
                 run.stop_at = None
         return None
 
@@ -249,8 +281,9 @@ class Executor:
         run.deadline = None
         run.stop_status = status
         run.stop_at = time.monotonic() + self.grace + ABANDON_AFTER
-        threading.Thread(target=_cancel, args=(run, reason, self.grace), daemon=True,
-                         name=f"stop:{name}").start()
+        threading.Thread(
+            target=_cancel, args=(run, reason, self.grace), daemon=True, name=f"stop:{name}"
+        ).start()
 
     def _on_signal(self) -> None:
         self._signals += 1
@@ -267,8 +300,8 @@ class Executor:
         from .proc import TaskStream
 
         streams = (sys.stdout, sys.stderr)
-        sys.stdout = TaskStream(sys.stdout, "stdout")  # type: ignore[assignment]
-        sys.stderr = TaskStream(sys.stderr, "stderr")  # type: ignore[assignment]
+        sys.stdout = TaskStream(sys.stdout, "stdout")
+        sys.stderr = TaskStream(sys.stderr, "stderr")
 
         def restore_streams() -> None:
             sys.stdout, sys.stderr = streams
@@ -286,6 +319,7 @@ class Executor:
             for s, h in previous.items():
                 signal.signal(s, h)
             restore_streams()
+
         return restore
 
     # ------------------------------------------------------------------ worker
@@ -293,10 +327,14 @@ class Executor:
         task = self.graph.tasks[name]
         bus = self.bus
         ctx = TaskContext(
-            name, scope, self.root,
+            name,
+            scope,
+            self.root,
             output=lambda line, stream: bus.emit(ev.TaskOutput(name, line, stream)),
             command=lambda cmd: bus.emit(ev.TaskCommand(name, cmd)),
-            interactive=self.interactive, grace=self.grace)
+            interactive=self.interactive,
+            grace=self.grace,
+        )
         set_context(ctx)
         started = time.monotonic()
         started_ns = time.time_ns()
@@ -321,9 +359,14 @@ class Executor:
                         break
                     attempt += 1
                     continue
-                result = ev.TaskFinished(name, ev.FAILED, time.monotonic() - started,
-                                         exit_code=error.exit_code, error=error.message,
-                                         cmd=error.cmd)
+                result = ev.TaskFinished(
+                    name,
+                    ev.FAILED,
+                    time.monotonic() - started,
+                    exit_code=error.exit_code,
+                    error=error.message,
+                    cmd=error.cmd,
+                )
                 break
         finally:
             set_context(None)
@@ -336,17 +379,25 @@ class Executor:
         try:
             why_not = self.planner.record(name, duration)
         except StoreError as e:
-            return ev.TaskFinished(name, ev.FAILED, duration, exit_code=1,
-                                   error=f"the task succeeded, but its result cannot be "
-                                         f"cached: {e}")
+            return ev.TaskFinished(
+                name,
+                ev.FAILED,
+                duration,
+                exit_code=1,
+                error=f"the task succeeded, but its result cannot be cached: {e}",
+            )
         return ev.TaskFinished(name, ev.OK, duration, exit_code=0, reason=why_not)
 
     def _stopped_result(self, name: str, scope: Scope, started: float) -> ev.TaskFinished:
         reason = scope.reason or "cancelled"
         timed_out = reason.startswith("timed out")
-        return ev.TaskFinished(name, ev.FAILED if timed_out else ev.CANCELLED,
-                               time.monotonic() - started,
-                               exit_code=124 if timed_out else None, error=reason)
+        return ev.TaskFinished(
+            name,
+            ev.FAILED if timed_out else ev.CANCELLED,
+            time.monotonic() - started,
+            exit_code=124 if timed_out else None,
+            error=reason,
+        )
 
 
 class _Failure:
@@ -405,5 +456,6 @@ def _cancel(run: _Running, reason: str, grace: float) -> None:
         # inside it, which takes effect at its next bytecode.
         import ctypes
 
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(run.thread.ident or 0),
-                                                   ctypes.py_object(Cancelled))
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(run.thread.ident or 0), ctypes.py_object(Cancelled)
+        )

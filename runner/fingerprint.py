@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+import types
+from array import array
 
 import blake3
 
@@ -30,9 +32,10 @@ if TYPE_CHECKING:
 DIGEST_NAME = "blake3"
 FORMAT_VERSION = 1  # bump when the meaning of a fingerprint changes
 PYTHON = f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
-BIG_FILE = 1 << 20      # hashed with memory mapping (and BLAKE3's own threads) from here
-POOL_MIN_FILES = 64     # cold hashing of at least this many files uses a thread pool
+BIG_FILE = 1 << 20  # hashed with memory mapping (and BLAKE3's own threads) from here
+POOL_MIN_FILES = 64  # cold hashing of at least this many files uses a thread pool
 POOL_MIN_BYTES = 8 << 20
+
 
 def digest(data: bytes) -> bytes:
     return blake3.blake3(data).digest()
@@ -58,22 +61,33 @@ class FileSet:
     stats every file, packs the results and compares one bytes object with last
     run's. `digest` covers the paths, contents and executable bits (not stat data)."""
 
-    __slots__ = ("paths", "stats", "digests", "modes", "digest", "_index")
+    __slots__ = ("paths", "stats", "digests", "modes", "digest", "_index", "_modes")
 
-    def __init__(self, paths: list[str], stats: bytes, digests: bytes, modes: bytes,
-                 digest_: bytes | None = None) -> None:
+    def __init__(
+        self,
+        paths: list[str],
+        stats: bytes,
+        digests: bytes,
+        modes: bytes,
+        digest_: bytes | None = None,
+    ) -> None:
         self.paths = paths
-        self.stats = stats      # array('q'): inode, size, mtime_ns, ctime_ns per file
+        self.stats = stats  # array('q'): inode, size, mtime_ns, ctime_ns per file
         self.digests = digests  # 32 bytes per file
-        self.modes = modes      # array('q'): st_mode per file
+        self.modes = modes  # array('q'): st_mode per file
         self._index: dict[str, int] | None = None
+        self._modes: Any = None
         if digest_ is None:
             h = blake3.blake3()
             m = _array(modes)
             for i, p in enumerate(paths):
                 b = p.encode("utf-8", "surrogateescape")
-                h.update(len(b).to_bytes(4, "little") + b + digests[32 * i:32 * i + 32]
-                         + (b"x" if m[i] & 0o111 else b"-"))
+                h.update(
+                    len(b).to_bytes(4, "little")
+                    + b
+                    + digests[32 * i : 32 * i + 32]
+                    + (b"x" if m[i] & 0o111 else b"-")
+                )
             digest_ = h.digest()
         self.digest = digest_
 
@@ -90,7 +104,9 @@ class FileSet:
         i = self.index(path)
         if i is None:
             return None
-        return self.digests[32 * i:32 * i + 32], _array(self.modes)[i]
+        if self._modes is None:
+            self._modes = _array(self.modes)
+        return self.digests[32 * i : 32 * i + 32], self._modes[i]
 
     def to_record(self) -> tuple[Any, ...]:
         return (self.paths, self.stats, self.digests, self.modes, self.digest)
@@ -109,23 +125,20 @@ def unpack(raw: bytes) -> Any:
 
 
 def _array(raw: bytes) -> Any:
-    from array import array
-
     a = array("q")
     a.frombytes(raw)
     return a
 
 
 EMPTY = FileSet([], b"", b"", b"")
+_GONE = (-2, -2, -2, -2)
 
 
 def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet, int]:
     """The current state of these files (relative paths; files that vanished are left
     out), reading only those whose stat data changed or was racy when last hashed.
     Returns the set and how many files were read."""
-    from array import array
-
-    prefix = os.path.join(root, "")
+    prefix = root + "/"
     stat = os.stat
     now = array("q")
     add = now.extend
@@ -135,11 +148,15 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
             st = stat(prefix + p)
         except (FileNotFoundError, NotADirectoryError):
             vanished = True
-            add((-2, -2, -2, -2))
+            add(_GONE)
             continue
         add((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-    if previous is not None and not vanished and now.tobytes() == previous.stats \
-            and paths == previous.paths:
+    if (
+        previous is not None
+        and not vanished
+        and now.tobytes() == previous.stats
+        and paths == previous.paths
+    ):
         return previous, 0  # nothing moved: no file read, nothing recomputed
     old_stats = _array(previous.stats) if previous is not None else None
     old_modes = _array(previous.modes) if previous is not None else None
@@ -149,8 +166,8 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
         if now[4 * i] == -2:
             continue
         j = previous.index(p) if previous is not None else None
-        if j is not None and old_stats[4 * j:4 * j + 4] == now[4 * i:4 * i + 4]:  # type: ignore[index]
-            keep[i] = (previous.digests[32 * j:32 * j + 32], old_modes[j])  # type: ignore[index,union-attr]
+        if j is not None and old_stats[4 * j : 4 * j + 4] == now[4 * i : 4 * i + 4]:  # type: ignore[index]
+            keep[i] = (previous.digests[32 * j : 32 * j + 32], old_modes[j])  # type: ignore[index,union-attr]
         else:
             todo.append((i, prefix + p))
     hashed = dict(_hash_all(todo)) if todo else {}
@@ -161,7 +178,7 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
     for i, p in enumerate(paths):
         if i in keep:
             d, mode = keep[i]
-            stats.extend(now[4 * i:4 * i + 4])
+            stats.extend(now[4 * i : 4 * i + 4])
         elif i in hashed and hashed[i] is not None:
             (ino, size, mtime, ctime), d, mode, at = hashed[i]  # type: ignore[misc]
             # A racy entry is stored with no inode: it never matches, and is read again.
@@ -171,6 +188,8 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
         out_paths.append(p)
         digests += d
         modes.append(mode)
+    if len(out_paths) == len(paths):
+        out_paths = paths  # one list for the walk and the file set: stored once
     result = FileSet(out_paths, stats.tobytes(), bytes(digests), modes.tobytes())
     return result, len(todo)
 
@@ -215,6 +234,7 @@ def _hash_all(todo: list[tuple[int, str]]) -> list[tuple[int, HashResult | None]
 
 # ---------------------------------------------------------------- the task's own code
 
+
 class CodeDigest:
     """What a task's code depends on: its function, and — transitively — the functions
     of the project it refers to by global name, the source of the project's modules it
@@ -225,8 +245,9 @@ class CodeDigest:
     def __init__(self, root: str) -> None:
         self.root = os.path.join(os.path.abspath(root), "")
         self._module_files: dict[str, bytes] = {}
-        self._outside = tuple(os.path.join(p, "") for p in
-                              {sys.prefix, sys.base_prefix, sys.exec_prefix} if p)
+        self._outside = tuple(
+            os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix} if p
+        )
 
     def local(self, filename: str | None) -> bool:
         if not filename or not filename.startswith(self.root):
@@ -250,7 +271,8 @@ class CodeDigest:
         seen.add(id(code))
         g = getattr(fn, "__globals__", {})
         self._code(code, g, h, seen, getattr(fn, "__doc__", None))
-        for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+        cells = getattr(fn, "__closure__", None) or ()
+        for name, cell in zip(code.co_freevars, cells, strict=False):
             try:
                 value = cell.cell_contents
             except ValueError:  # an empty cell
@@ -258,24 +280,27 @@ class CodeDigest:
             h.update(b"free:" + name.encode())
             self._value(value, h, seen)
 
-    def _code(self, code: Any, g: dict[str, Any], h: Any, seen: set[int],
-              doc: str | None = None) -> None:
+    def _code(
+        self, code: Any, g: dict[str, Any], h: Any, seen: set[int], doc: str | None = None
+    ) -> None:
         h.update(code.co_code)
-        h.update(repr((code.co_flags, code.co_argcount, code.co_kwonlyargcount,
-                       code.co_names)).encode())
+        consts = []
         for i, c in enumerate(code.co_consts):
             if hasattr(c, "co_code"):
                 self._code(c, g, h, seen)
             elif not (i == 0 and doc is not None and c == doc):  # a docstring is no code
-                h.update(_canon(c).encode())
+                consts.append(c if type(c) is str else _canon(c))
+        h.update(
+            repr(
+                (code.co_flags, code.co_argcount, code.co_kwonlyargcount, code.co_names, consts)
+            ).encode()
+        )
         for name in code.co_names:
             if name in g:
                 h.update(b"global:" + name.encode())
                 self._value(g[name], h, seen)
 
     def _value(self, v: Any, h: Any, seen: set[int]) -> None:
-        import types
-
         fn = getattr(v, "fn", None) if type(v).__name__ == "Task" else None
         if fn is not None:
             v = fn
@@ -329,8 +354,11 @@ def _canon(v: Any, depth: int = 0) -> str:
         return "set(" + ",".join(sorted(_canon(x, depth + 1) for x in v)) + ")"
     if isinstance(v, dict):
         items = list(v.items())[:10_000]
-        return "dict(" + ",".join(f"{_canon(k, depth + 1)}:{_canon(x, depth + 1)}"
-                                  for k, x in items) + ")"
+        return (
+            "dict("
+            + ",".join(f"{_canon(k, depth + 1)}:{_canon(x, depth + 1)}" for k, x in items)
+            + ")"
+        )
     if v is Ellipsis:
         return "..."
     t = type(v)
@@ -339,17 +367,39 @@ def _canon(v: Any, depth: int = 0) -> str:
 
 # ---------------------------------------------------------------- the key
 
+
 class Fingerprint:
     """A task's cache key and the parts it was made of (kept so that `-n` can say which
     part changed). Digests only: env values and arguments are never kept in clear."""
 
     __slots__ = ("key", "version", "code", "args", "env", "deps", "inputs", "glob")
 
-    def __init__(self, *, version: str, code: bytes, args: dict[str, bytes],
-                 env: dict[str, bytes], deps: dict[str, bytes], inputs: FileSet,
-                 glob: bytes) -> None:
+    def __init__(
+        self,
+        *,
+        version: str,
+        code: bytes,
+        args: dict[str, bytes],
+        env: dict[str, bytes],
+        deps: dict[str, bytes],
+        inputs: FileSet,
+        glob: bytes,
+        last: Mapping[str, Any] | None = None,
+    ) -> None:
         self.version, self.code, self.args, self.env = version, code, args, env
         self.deps, self.inputs, self.glob = deps, inputs, glob
+        if (
+            last is not None
+            and last.get("code") == code
+            and last.get("glob") == glob
+            and last.get("version") == version
+            and last.get("deps") == deps
+            and last.get("args") == args
+            and last.get("env") == env
+            and (last.get("inputs") or (None,) * 5)[4] == inputs.digest
+        ):
+            self.key = last["key"]  # every part as last time: the same key, not recomputed
+            return
         h = blake3.blake3()
         for part in (version.encode(), code, glob, inputs.digest):
             h.update(len(part).to_bytes(4, "little") + part)
@@ -361,8 +411,14 @@ class Fingerprint:
         self.key = h.digest()
 
     def to_record(self) -> dict[str, Any]:
-        return {"version": self.version, "code": self.code, "args": self.args,
-                "env": self.env, "deps": self.deps, "glob": self.glob}
+        return {
+            "version": self.version,
+            "code": self.code,
+            "args": self.args,
+            "env": self.env,
+            "deps": self.deps,
+            "glob": self.glob,
+        }
 
 
 def version_tag(task_name: str) -> str:
@@ -386,8 +442,12 @@ def env_digests(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, b
     return out
 
 
-def describe_changes(old: Mapping[str, Any] | None, new: Fingerprint,
-                     new_dep_status: Mapping[str, str], limit: int = 5) -> list[str]:
+def describe_changes(
+    old: Mapping[str, Any] | None,
+    new: Fingerprint,
+    new_dep_status: Mapping[str, str],
+    limit: int = 5,
+) -> list[str]:
     """Why `new` differs from the fingerprint of the task's last recorded run."""
     if old is None:
         return ["never ran"]
@@ -396,8 +456,10 @@ def describe_changes(old: Mapping[str, Any] | None, new: Fingerprint,
         out.append("runner's cache format or the Python version changed")
     if old.get("code") != new.code:
         out.append("the task's code or definition changed")
-    for label, mine, theirs in (("argument", new.args, old.get("args", {})),
-                                ("env", new.env, old.get("env", {}))):
+    for label, mine, theirs in (
+        ("argument", new.args, old.get("args", {})),
+        ("env", new.env, old.get("env", {})),
+    ):
         for n in sorted(set(mine) | set(theirs)):
             if mine.get(n) != theirs.get(n):
                 out.append(f"{label} {n} changed")
@@ -405,8 +467,13 @@ def describe_changes(old: Mapping[str, Any] | None, new: Fingerprint,
     for d in sorted(set(new.deps) | set(old_deps)):
         if new.deps.get(d) != old_deps.get(d):
             status = new_dep_status.get(d)
-            out.append(f"dep {d} re-ran" if status == "ok" else
-                       f"dep {d} will run" if status == "will run" else f"dep {d} changed")
+            out.append(
+                f"dep {d} re-ran"
+                if status == "ok"
+                else f"dep {d} will run"
+                if status == "will run"
+                else f"dep {d} changed"
+            )
     if old.get("glob") != new.glob:
         out.append("a global input changed")
     before = FileSet.from_record(old.get("inputs")) or EMPTY

@@ -39,7 +39,7 @@ def split_pattern(pattern: str) -> tuple[bool, list[str], list[str]]:
         if has_magic(s):
             break
         fixed.append(s)
-    return negated, fixed, segs[len(fixed):]
+    return negated, fixed, segs[len(fixed) :]
 
 
 _segment_cache: dict[str, Callable[[str], bool]] = {}
@@ -48,9 +48,10 @@ _segment_cache: dict[str, Callable[[str], bool]] = {}
 def segment_matcher(seg: str) -> Callable[[str], bool]:
     """A test for one path segment: `*.py`, `test_*`, `[ab]?.txt` (fnmatch rules, case
     sensitive, `*` never crosses a `/`). The common shapes avoid regular expressions."""
-    m = _segment_cache.get(seg)
-    if m is not None:
-        return m
+    cached = _segment_cache.get(seg)
+    if cached is not None:
+        return cached
+    m: Callable[[str], bool]
     if seg == "*":
         m = _any
     elif seg.startswith("*") and not has_magic(seg[1:]):
@@ -63,7 +64,8 @@ def segment_matcher(seg: str) -> Callable[[str], bool]:
         import fnmatch
         import re
 
-        m = re.compile(fnmatch.translate(seg)).match  # type: ignore[assignment]
+        rx = re.compile(fnmatch.translate(seg))
+        m = lambda name: rx.match(name) is not None  # noqa: E731
     _segment_cache[seg] = m
     return m
 
@@ -80,7 +82,7 @@ def match(pattern: str, path: str) -> bool:
         return False
     if not rest:  # a literal: the file itself, or anything under that directory
         return True
-    return _match_segments(rest, parts[len(fixed):])
+    return _match_segments(rest, parts[len(fixed) :])
 
 
 def matches(patterns: Iterable[str], path: str) -> bool:
@@ -113,15 +115,18 @@ class Ignores:
     def __init__(self, root: str) -> None:
         self.root = root
         self._specs: dict[str, object | None] = {}  # dir (relative, "" = root) -> spec
-        self.files: list[str] = []                  # the ignore files read (relative)
+        self.files: list[str] = []  # the ignore files read (relative)
         exclude = os.path.join(root, ".git", "info", "exclude")
         self._base = self._load(exclude, ".git/info/exclude")
 
     def _load(self, path: str, rel: str) -> object | None:
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
-                lines = [ln for ln in f.read().splitlines()
-                         if ln.strip() and not ln.lstrip().startswith("#")]
+                lines = [
+                    ln
+                    for ln in f.read().splitlines()
+                    if ln.strip() and not ln.lstrip().startswith("#")
+                ]
         except OSError:
             return None
         self.files.append(rel)
@@ -153,7 +158,7 @@ class Ignores:
             if spec is not None:
                 candidates.append((d, spec))
         for d, spec in candidates:
-            sub = probe[len(d) + 1:] if d else probe
+            sub = probe[len(d) + 1 :] if d else probe
             result = spec.check_file(sub).include  # type: ignore[attr-defined]
             if result is not None:
                 verdict = result
@@ -161,22 +166,29 @@ class Ignores:
 
 
 class Walk:
-    """The files some patterns match, and every directory read to find them (its
-    listing decides the result: if none of them changed, neither did the match)."""
+    """The files some patterns match, with what decides that result: every directory
+    read to find them (a listing changes when an entry comes or goes) and the files
+    named exactly that did not exist. If none of those changed, neither did the match
+    (a named file that vanishes is seen when it is statted)."""
 
-    def __init__(self, files: list[str], dirs: list[str], ignore_files: list[str]) -> None:
+    def __init__(
+        self, files: list[str], dirs: list[str], ignore_files: list[str], absent: list[str]
+    ) -> None:
         self.files = files
         self.dirs = dirs
         self.ignore_files = ignore_files
+        self.absent = absent
 
 
-def expand(root: str, patterns: Iterable[str], *, skip: Iterable[str] = (),
-           gitignore: bool = True) -> Walk:
+def expand(
+    root: str, patterns: Iterable[str], *, skip: Iterable[str] = (), gitignore: bool = True
+) -> Walk:
     """The files under `root` the patterns match, sorted, as '/'-separated relative paths.
     `skip`: relative directories never entered (the cache directory)."""
     skipped = set(skip)
     found: dict[str, None] = {}
     dirs: dict[str, None] = {}
+    absent: list[str] = []
     ignores = Ignores(root) if gitignore else None
     for pattern in patterns:
         negated, fixed, rest = split_pattern(pattern)
@@ -186,7 +198,8 @@ def expand(root: str, patterns: Iterable[str], *, skip: Iterable[str] = (),
             continue
         base = "/".join(fixed)
         if not rest:
-            _literal(root, base, found, dirs, skipped)
+            if not _literal(root, base, found, dirs, skipped):
+                absent.append(base)
             continue
         # Rules apply below the fixed part of the pattern only if that part is not
         # itself ignored: `dist/*.whl` means the wheels in dist/, ignored or not.
@@ -196,24 +209,25 @@ def expand(root: str, patterns: Iterable[str], *, skip: Iterable[str] = (),
             if ignores.ignored(base, True):
                 use = None
         _walk(root, base, rest, found, dirs, skipped, use)
-    return Walk(sorted(found), sorted(dirs), list(ignores.files) if ignores else [])
+    return Walk(sorted(found), sorted(dirs), list(ignores.files) if ignores else [], absent)
 
 
-def _literal(root: str, rel: str, found: dict[str, None], dirs: dict[str, None],
-             skipped: set[str]) -> None:
-    """A pattern without wildcards: the file, or every file under the directory."""
+def _literal(
+    root: str, rel: str, found: dict[str, None], dirs: dict[str, None], skipped: set[str]
+) -> bool:
+    """A pattern without wildcards: the file, or every file under the directory.
+    False if there is nothing at that path."""
     if not rel:
-        return
-    parent = rel.rpartition("/")[0]
-    dirs[parent] = None  # if the file appears or disappears, its directory changes
+        return True
     try:
         st = os.stat(os.path.join(root, rel))
     except OSError:
-        return
+        return False
     if stat_mod.S_ISDIR(st.st_mode):
         _walk(root, rel, ["**", "*"], found, dirs, skipped, None)
     else:
         found[rel] = None
+    return True
 
 
 def _enter_parents(root: str, base: str, ignores: Ignores) -> None:
@@ -228,8 +242,15 @@ def _enter_parents(root: str, base: str, ignores: Ignores) -> None:
             ignores.enter(d, names)
 
 
-def _walk(root: str, base: str, segs: list[str], found: dict[str, None],
-          dirs: dict[str, None], skipped: set[str], ignores: Ignores | None) -> None:
+def _walk(
+    root: str,
+    base: str,
+    segs: list[str],
+    found: dict[str, None],
+    dirs: dict[str, None],
+    skipped: set[str],
+    ignores: Ignores | None,
+) -> None:
     """Match `segs` against the tree below `base`, reading only the directories that
     can hold a match."""
     # Work items: (relative dir, index of the next segment to match).

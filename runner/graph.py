@@ -30,20 +30,29 @@ class Graph:
     def _add(self, t: Task) -> None:
         clash = self.tasks.get(t.name) or self.tasks.get(self.aliases.get(t.name, ""))
         if clash is not None:
-            raise TasksfileError(f"task '{t.name}' is defined twice (first at "
-                                 f"{_where(clash)})", file=t.file, line=t.line)
+            raise TasksfileError(
+                f"task '{t.name}' is defined twice (first at {_where(clash)})",
+                file=t.file,
+                line=t.line,
+            )
         for a in t.aliases:
             other = self.tasks.get(a) or self.tasks.get(self.aliases.get(a, ""))
             if other is not None:
-                raise TasksfileError(f"alias '{a}' of task '{t.name}' is already the name of "
-                                     f"task '{other.name}' ({_where(other)})",
-                                     file=t.file, line=t.line)
+                raise TasksfileError(
+                    f"alias '{a}' of task '{t.name}' is already the name of "
+                    f"task '{other.name}' ({_where(other)})",
+                    file=t.file,
+                    line=t.line,
+                )
         if t.default:
             if self.default is not None:
                 first = self.tasks[self.default]
-                raise TasksfileError(f"tasks '{first.name}' ({_where(first)}) and '{t.name}' "
-                                     "are both marked default=True; keep one",
-                                     file=t.file, line=t.line)
+                raise TasksfileError(
+                    f"tasks '{first.name}' ({_where(first)}) and '{t.name}' "
+                    "are both marked default=True; keep one",
+                    file=t.file,
+                    line=t.line,
+                )
             self.default = t.name
         self.tasks[t.name] = t
         for a in t.aliases:
@@ -62,8 +71,7 @@ class Graph:
         """The task called `name` (or aliased so); UnknownTaskError with did-you-mean."""
         t = self.tasks.get(name) or self.tasks.get(self.aliases.get(name, ""))
         if t is None:
-            raise UnknownTaskError(name, list(self.tasks) + list(self.aliases),
-                                   needed_by=needed_by)
+            raise UnknownTaskError(name, list(self.tasks) + list(self.aliases), needed_by=needed_by)
         return t
 
     def deps(self, name: str) -> tuple[str, ...]:

@@ -26,5 +26,13 @@ class HistoryRecorder:
             self.tasks.append((e.task, e.status, e.duration))
             self.saved += e.saved or 0.0
         elif isinstance(e, ev.RunFinished):
-            self.store.add_run(e.run_id, self.started, time.time(), e.status, e.counts,
-                               self.saved, self.targets, self.tasks)
+            self.store.add_run(
+                e.run_id,
+                self.started,
+                time.time(),
+                e.status,
+                e.counts,
+                self.saved,
+                self.targets,
+                self.tasks,
+            )

@@ -18,7 +18,6 @@ from .errors import TaskDefinitionError, TasksfileError, UserError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
     from typing import Any
 
     from .config import Config
@@ -46,8 +45,9 @@ class NoTasksfileError(UserError):
     """No tasksfile in the directory or any parent."""
 
 
-def find_project(start: str, file: str | None = None,
-                 environ: Mapping[str, str] | None = None) -> Project:
+def find_project(
+    start: str, file: str | None = None, environ: Mapping[str, str] | None = None
+) -> Project:
     """The project for a run started in `start` (or for `-f FILE`)."""
     environ = os.environ if environ is None else environ
     start = os.path.abspath(start)
@@ -68,7 +68,8 @@ def find_project(start: str, file: str | None = None,
         if parent == d:
             raise NoTasksfileError(
                 f"no {DEFAULT_NAME} in {start} or any parent directory "
-                "(create one with `runner init`)")
+                "(create one with `runner init`)"
+            )
         d = parent
 
 
@@ -81,19 +82,24 @@ def _tasksfile_in(d: str) -> str | None:
             name = section["tasksfile"]
             if not isinstance(name, str):
                 raise config_mod.ConfigError(
-                    "tool.runner.tasksfile", f"expected a string, got {name!r}", file=py,
-                    line=config_mod.locate(text, "tool.runner", "tasksfile"))
+                    "tool.runner.tasksfile",
+                    f"expected a string, got {name!r}",
+                    file=py,
+                    line=config_mod.locate(text, "tool.runner", "tasksfile"),
+                )
             path = os.path.join(d, name)
             if not os.path.isfile(path):
-                raise NoTasksfileError(f"{py}: tool.runner.tasksfile names {name!r}, "
-                                       "which does not exist")
+                raise NoTasksfileError(
+                    f"{py}: tool.runner.tasksfile names {name!r}, which does not exist"
+                )
             return path
     path = os.path.join(d, DEFAULT_NAME)
     return path if os.path.isfile(path) else None
 
 
-def load_tasks(path: str, root: str, cache_dir: str | None = None,
-               may_write: bool = False) -> list[Task]:
+def load_tasks(
+    path: str, root: str, cache_dir: str | None = None, may_write: bool = False
+) -> list[Task]:
     """Import the tasksfile as module `tasksfile` and return the tasks it defined.
     `cache_dir`: where to keep its compiled code when Python may not (see
     `_cached_code`); `may_write`: this command may write state."""
@@ -119,8 +125,9 @@ def load_tasks(path: str, root: str, cache_dir: str | None = None,
             exec(code, module.__dict__)
     except SyntaxError as e:
         sys.modules.pop("tasksfile", None)
-        raise TasksfileError(f"syntax error: {e.msg}", file=e.filename or path,
-                             line=e.lineno) from e
+        raise TasksfileError(
+            f"syntax error: {e.msg}", file=e.filename or path, line=e.lineno
+        ) from e
     except TaskDefinitionError as e:
         sys.modules.pop("tasksfile", None)
         file, line = _user_frame(e, path)
@@ -155,14 +162,16 @@ def _cached_code(path: str, cache_dir: str, may_write: bool) -> Any:
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
         source = f.read()
-    header = (f"runner-code {sys.implementation.cache_tag} {sys.version}\0{path}\0"
-              f"{st.st_mtime_ns} {st.st_ctime_ns} {st.st_size} {st.st_ino}\0").encode()
+    header = (
+        f"runner-code {sys.implementation.cache_tag} {sys.version}\0{path}\0"
+        f"{st.st_mtime_ns} {st.st_ctime_ns} {st.st_size} {st.st_ino}\0"
+    ).encode()
     cached = os.path.join(cache_dir, "tasksfile.code")
     try:
         with open(cached, "rb") as f:
             data = f.read()
         if data.startswith(header):
-            return marshal.loads(data[len(header):])
+            return marshal.loads(data[len(header) :])
     except (OSError, ValueError, EOFError, TypeError):
         pass
     code = compile(source, path, "exec", dont_inherit=True)

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from .tasks import Task
 
 RUN = "run"
-SKIP = "skip"          # up to date, outputs in place
-RESTORE = "restore"    # up to date, outputs restored from the cache
+SKIP = "skip"  # up to date, outputs in place
+RESTORE = "restore"  # up to date, outputs restored from the cache
 
 # What `decide` is told about a dep: how it ended in this run, or for a dry run,
 # whether it would run.
@@ -59,10 +59,17 @@ class Planner:
     """Decides, for each task when its deps are done, whether it runs; stores what
     successful runs produced. With `store=None` (--no-cache) every task runs."""
 
-    def __init__(self, graph: Graph, project: Project, store: Store | None, *,
-                 force: bool = False, dry_run: bool = False,
-                 environ: Mapping[str, str] | None = None,
-                 warn: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        project: Project,
+        store: Store | None,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        environ: Mapping[str, str] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.graph = graph
         self.project = project
         self.root = project.root
@@ -77,9 +84,9 @@ class Planner:
         self._fps: dict[str, fp.Fingerprint] = {}
         self._inputs: dict[str, fp.FileSet] = {}
         self._walks: dict[str, dict[str, Any]] = {}
-        self._pending: dict[str, dict[str, Any]] = {}   # record updates after a hit
+        self._pending: dict[str, dict[str, Any]] = {}  # record updates after a hit
         self._rescanned: set[str] = set()  # tasks whose input stat data moved
-        self._entries: dict[str, dict[str, Any]] = {}   # the entry a restore will use
+        self._entries: dict[str, dict[str, Any]] = {}  # the entry a restore will use
         self._used: list[bytes] = []  # cache entries used by hits, to mark in the store
         self._global: bytes | None = None
         self._ignore_stats: dict[str, Any] = {}  # stat of each ignore file, this run
@@ -110,10 +117,15 @@ class Planner:
         if inputs is not previous or self._walks[name] is not (rec or {}).get("walk"):
             self._rescanned.add(name)
         result = fp.Fingerprint(
-            version=fp.version_tag(name), code=self._code.of_task(task),
-            args=fp.arg_digests(args), env=fp.env_digests(task.env, self.environ),
+            version=fp.version_tag(name),
+            code=self._code.of_task(task),
+            args=fp.arg_digests(args),
+            env=fp.env_digests(task.env, self.environ),
             deps={d: self._fps[d].key for d in self.graph.deps(name) if d in self._fps},
-            inputs=inputs, glob=self._global_digest())
+            inputs=inputs,
+            glob=self._global_digest(),
+            last=rec,
+        )
         self._fps[name] = result
         return result
 
@@ -126,17 +138,21 @@ class Planner:
         is unchanged (and no ignore file changed), the answer is the last one: no
         directory is listed again."""
         walk = rec.get("walk") if rec else None
-        if walk is not None and walk["patterns"] == task.inputs and self._walk_still_valid(
-                walk):
+        if walk is not None and walk["patterns"] == task.inputs and self._walk_still_valid(walk):
             self._walks[name] = walk
             return walk["files"]
         started = time.time_ns()
         w = globs.expand(self.root, task.inputs, skip=self.skip_dirs)
         self._walks[name] = {
-            "patterns": task.inputs, "at": started, "files": w.files,
+            "patterns": task.inputs,
+            "at": started,
+            "files": w.files,
             "dirs": [(d, *_dir_stat(self.root, d)) for d in w.dirs],
-            "ignores": [(f, _file_stat(self.root, f)) for f in
-                        {".git/info/exclude", *w.ignore_files}]}
+            "ignores": [
+                (f, _file_stat(self.root, f)) for f in {".git/info/exclude", *w.ignore_files}
+            ],
+            "absent": w.absent,
+        }
         return w.files
 
     def _walk_still_valid(self, walk: dict[str, Any]) -> bool:
@@ -147,6 +163,9 @@ class Planner:
                 return False
             if racy(mtime, mtime, at):
                 return False  # listed within the clock's granularity of a change
+        for rel in walk.get("absent", ()):
+            if os.path.lexists(os.path.join(self.root, rel)):
+                return False  # a file named exactly has appeared
         memo = self._ignore_stats
         for rel, st in walk["ignores"]:
             now = memo.get(rel, memo)
@@ -174,8 +193,7 @@ class Planner:
         return self._global
 
     # ------------------------------------------------------------ deciding
-    def decide(self, name: str, args: Mapping[str, Any], deps: Mapping[str, str]
-               ) -> Decision:
+    def decide(self, name: str, args: Mapping[str, Any], deps: Mapping[str, str]) -> Decision:
         """Run, skip or restore, and why. `deps`: each dep's status in this run."""
         task = self.graph.tasks[name]
         if self.store is None:
@@ -191,8 +209,14 @@ class Planner:
         if task.service:
             return Decision(RUN, ["a service task is never cached"])
         if not task.cache:
-            return Decision(RUN, ["not cached: no inputs declared" if not task.inputs
-                                  else "not cached: cache=False"])
+            return Decision(
+                RUN,
+                [
+                    "not cached: no inputs declared"
+                    if not task.inputs
+                    else "not cached: cache=False"
+                ],
+            )
         if self.force:
             return Decision(RUN, ["forced (-B)"])
         rec = self._record(name)
@@ -205,16 +229,25 @@ class Planner:
             return Decision(RUN, fp.describe_changes(rec, new, deps))
         return self._check_outputs(name, task, new, rec, entry)
 
-    def _check_outputs(self, name: str, task: Task, new: fp.Fingerprint,
-                       rec: dict[str, Any] | None, entry: dict[str, Any]) -> Decision:
+    def _check_outputs(
+        self,
+        name: str,
+        task: Task,
+        new: fp.Fingerprint,
+        rec: dict[str, Any] | None,
+        entry: dict[str, Any],
+    ) -> Decision:
         """A cache hit: are the outputs that run produced in place, byte for byte?"""
         assert self.store is not None
         expected = {p: (d, mode) for p, d, mode, _size in entry["outputs"]}
         # Files the outputs match that the cached run did not make (stale): only a
         # pattern with a wildcard can match one.
         wild = [p for p in task.outputs if globs.has_magic(p) or p not in expected]
-        present = globs.expand(self.root, wild, skip=self.skip_dirs,
-                               gitignore=False).files if wild else []
+        present = (
+            globs.expand(self.root, wild, skip=self.skip_dirs, gitignore=False).files
+            if wild
+            else []
+        )
         previous = fp.FileSet.from_record(rec.get("out")) if rec else None
         found, read = fp.scan(self.root, list(expected), previous)
         self.files_read += read
@@ -227,28 +260,46 @@ class Planner:
                 reasons.append(f"output {p} changed (restorable)")
         stale = [p for p in present if p not in expected and not self._is_input(task, p)]
         reasons += [f"stale output {p} (will be removed)" for p in stale]
-        update = self._updated_record(name, new, entry, found)
         if reasons:
-            missing = [d for p, (d, _m) in expected.items() if not self.store.has_blob(d)
-                       and (found.get(p) or (b"",))[0] != d]
+            missing = [
+                d
+                for p, (d, _m) in expected.items()
+                if not self.store.has_blob(d) and (found.get(p) or (b"",))[0] != d
+            ]
             if missing:
-                return Decision(RUN, ["the cache entry is incomplete (an output's blob is "
-                                      "missing)"])
-            self._entries[name] = {"entry": entry, "stale": stale, "record": update}
+                return Decision(
+                    RUN, ["the cache entry is incomplete (an output's blob is missing)"]
+                )
+            self._entries[name] = {
+                "entry": entry,
+                "stale": stale,
+                "record": self._updated_record(name, new, entry, found),
+            }
             return Decision(RESTORE, reasons, saved=entry["duration"])
-        if rec is None or found is not previous or name in self._rescanned or \
-                time.time() - rec.get("used", 0) > 3600:
+        if (
+            rec is None
+            or found is not previous
+            or name in self._rescanned
+            or time.time() - rec.get("used", 0) > 3600
+        ):
             # A touched file's new stat data, for next time; and, at most hourly, when
             # the entry was last used (for `cache prune`).
-            self._pending[name] = update
+            self._pending[name] = self._updated_record(name, new, entry, found)
         return Decision(SKIP, ["up to date"], saved=entry["duration"])
 
-    def _updated_record(self, name: str, new: fp.Fingerprint, entry: dict[str, Any],
-                        outputs: fp.FileSet) -> dict[str, Any]:
+    def _updated_record(
+        self, name: str, new: fp.Fingerprint, entry: dict[str, Any], outputs: fp.FileSet
+    ) -> dict[str, Any]:
         rec = new.to_record()
-        rec.update(key=new.key, inputs=self._inputs[name].to_record(), walk=self._walks[name],
-                   outputs=entry["outputs"], out=outputs.to_record(),
-                   duration=entry["duration"], used=time.time())
+        rec.update(
+            key=new.key,
+            inputs=self._inputs[name].to_record(),
+            walk=self._walks[name],
+            outputs=entry["outputs"],
+            out=outputs.to_record(),
+            duration=entry["duration"],
+            used=time.time(),
+        )
         return rec
 
     def _is_input(self, task: Task, path: str) -> bool:
@@ -278,8 +329,7 @@ class Planner:
         task = self.graph.tasks[name]
         if self.dry_run or self.store is None or not task.cache or not task.outputs:
             return
-        for p in globs.expand(self.root, task.outputs, skip=self.skip_dirs,
-                              gitignore=False).files:
+        for p in globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False).files:
             if not self._is_input(task, p):
                 _unlink(os.path.join(self.root, p))
 
@@ -289,8 +339,7 @@ class Planner:
         task = self.graph.tasks[name]
         if not task.outputs or self.dry_run:
             return
-        for p in globs.expand(self.root, task.outputs, skip=self.skip_dirs,
-                              gitignore=False).files:
+        for p in globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False).files:
             full = os.path.join(self.root, p)
             try:
                 if os.stat(full).st_mtime_ns >= since_ns and not self._is_input(task, p):
@@ -308,8 +357,11 @@ class Planner:
         moved = self._inputs_moved(name)
         if moved:
             return f"input {moved} changed while the task ran: its result is not cached"
-        files = globs.expand(self.root, task.outputs, skip=self.skip_dirs,
-                             gitignore=False).files if task.outputs else []
+        files = (
+            globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False).files
+            if task.outputs
+            else []
+        )
         made, _ = fp.scan(self.root, files, None)
         outputs: list[tuple[str, bytes, int, int]] = []
         sizes = fp.unpack(made.stats)
@@ -327,8 +379,7 @@ class Planner:
         that appeared or vanished meanwhile (files the task writes itself excepted)."""
         task = self.graph.tasks[name]
         before = self._inputs.get(name, fp.EMPTY)
-        now = globs.expand(self.root, task.inputs, skip=self.skip_dirs).files \
-            if task.inputs else []
+        now = globs.expand(self.root, task.inputs, skip=self.skip_dirs).files if task.inputs else []
         old = fp.unpack(before.stats)
         for p in sorted(set(now) | set(before.paths)):
             if task.outputs and globs.matches(task.outputs, p):
@@ -342,7 +393,7 @@ class Planner:
                 continue
             if i is None:
                 return p
-            was = tuple(old[4 * i:4 * i + 4])
+            was = tuple(old[4 * i : 4 * i + 4])
             if was[1:] != fp.stat_key(st)[1:] or (was[0] != -1 and was[0] != st.st_ino):
                 return p
         return None

@@ -71,15 +71,22 @@ class Scope:
 class TaskContext:
     """What `sh` needs to know about the task calling it."""
 
-    def __init__(self, name: str, scope: Scope, root: str,
-                 output: Callable[[str, str], None], command: Callable[[str], None],
-                 interactive: bool = False, grace: float = 5.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        scope: Scope,
+        root: str,
+        output: Callable[[str, str], None],
+        command: Callable[[str], None],
+        interactive: bool = False,
+        grace: float = 5.0,
+    ) -> None:
         self.name = name
-        self.grace = grace        # seconds between SIGTERM and SIGKILL
+        self.grace = grace  # seconds between SIGTERM and SIGKILL
         self.scope = scope
         self.root = root
-        self.output = output      # (line, stream) for each line a command prints
-        self.command = command    # each command as it starts
+        self.output = output  # (line, stream) for each line a command prints
+        self.command = command  # each command as it starts
         self.interactive = interactive  # commands may read the terminal (stdin)
         self.commands: list[str] = []
         self.partial: dict[str, str] = {}  # what print() wrote after its last newline
@@ -148,9 +155,15 @@ class Output(str):
         return self.exit_code == 0
 
 
-def sh(cmd: str | Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[str] | None = None,
-       env: Mapping[str, str | None] | None = None, check: bool = True, capture: bool = False,
-       timeout: float | None = None) -> Output:
+def sh(
+    cmd: str | Sequence[str | os.PathLike[str]],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str | None] | None = None,
+    check: bool = True,
+    capture: bool = False,
+    timeout: float | None = None,
+) -> Output:
     """Run a command: a string through the shell, a list without one.
 
     Output is streamed line by line (prefixed with the task's name when tasks run in
@@ -168,10 +181,11 @@ def sh(cmd: str | Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[st
         shown = cmd
     else:
         try:
-            argv = [os.fspath(a) for a in cmd]  # type: ignore[union-attr]
+            argv = [os.fspath(a) for a in cmd]
         except TypeError:
-            raise TypeError(f"sh(): a command is a string or a list of strings, got {cmd!r}"
-                            ) from None
+            raise TypeError(
+                f"sh(): a command is a string or a list of strings, got {cmd!r}"
+            ) from None
         if not argv:
             raise ValueError("sh(): empty command")
         import shlex
@@ -197,12 +211,20 @@ def sh(cmd: str | Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[st
     stdin = None if (ctx is None or ctx.interactive) else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
-            argv, shell=shell, cwd=cwd, env=full_env, stdin=stdin,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE if capture else subprocess.STDOUT,
-            start_new_session=True, close_fds=True)
+            argv,
+            shell=shell,
+            cwd=cwd,
+            env=full_env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if capture else subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
     except OSError as e:
-        raise TaskError(f"cannot run {shown}: {e.strerror or e}", exit_code=127,
-                        cmd=shown) from None
+        raise TaskError(
+            f"cannot run {shown}: {e.strerror or e}", exit_code=127, cmd=shown
+        ) from None
     if scope is not None and not scope.add(proc):
         kill_trees([proc.pid], 0)  # cancelled while it started
         proc.wait()
@@ -221,18 +243,24 @@ def sh(cmd: str | Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[st
         raise Cancelled(scope.reason)
     text = captured.decode("utf-8", errors="replace") if capture else ""
     if timed_out:
-        raise TaskError(f"command timed out after {timeout:g}s: {shown}",
-                        exit_code=124, cmd=shown, output=text or None)
+        raise TaskError(
+            f"command timed out after {timeout:g}s: {shown}",
+            exit_code=124,
+            cmd=shown,
+            output=text or None,
+        )
     code = rc if rc >= 0 else 128 - rc
     if check and rc != 0:
         how = f"exit code {rc}" if rc > 0 else f"signal {_signame(-rc)}"
-        raise TaskError(f"command failed with {how}: {shown}", exit_code=code,
-                        cmd=shown, output=text or None)
+        raise TaskError(
+            f"command failed with {how}: {shown}", exit_code=code, cmd=shown, output=text or None
+        )
     return Output(text, code)
 
 
-def _pump(proc: subprocess.Popen[bytes], ctx: TaskContext | None, capture: bool,
-          timeout: float | None) -> tuple[bytes, bool]:
+def _pump(
+    proc: subprocess.Popen[bytes], ctx: TaskContext | None, capture: bool, timeout: float | None
+) -> tuple[bytes, bool]:
     """Stream the command's output until it exits; return what was captured and
     whether the timeout struck. The pipes are not read to EOF after the command exits:
     a background process it started may hold them open for as long as it lives."""
@@ -334,6 +362,7 @@ def _signame(num: int) -> str:
 
 # ---------------------------------------------------------------- stopping process trees
 
+
 def _proc_table() -> dict[int, tuple[int, int, int, str]]:
     """pid -> (ppid, pgid, sid, state) for every process, from /proc."""
     table: dict[int, tuple[int, int, int, str]] = {}
@@ -350,13 +379,14 @@ def _proc_table() -> dict[int, tuple[int, int, int, str]]:
         except OSError:
             continue
         # The command name (field 2) may hold spaces and parentheses: split after it.
-        rest = raw[raw.rfind(b")") + 2:].split()
+        rest = raw[raw.rfind(b")") + 2 :].split()
         table[int(name)] = (int(rest[1]), int(rest[2]), int(rest[3]), rest[0].decode())
     return table
 
 
-def tree_of(roots: Sequence[int], table: dict[int, tuple[int, int, int, str]] | None = None
-            ) -> set[int]:
+def tree_of(
+    roots: Sequence[int], table: dict[int, tuple[int, int, int, str]] | None = None
+) -> set[int]:
     """The live processes of these roots' trees: their descendants, and the members of
     the process groups and sessions they lead (started with start_new_session, each root
     leads both)."""
@@ -428,12 +458,13 @@ def _alive(pids: set[int]) -> set[int]:
                 raw = f.read()
         except OSError:
             continue
-        if raw[raw.rfind(b")") + 2:raw.rfind(b")") + 3] != b"Z":
+        if raw[raw.rfind(b")") + 2 : raw.rfind(b")") + 3] != b"Z":
             live.add(pid)
     return live
 
 
 # ---------------------------------------------------------------- PID 1
+
 
 def run_as_init(entry: Callable[[], int]) -> int:
     """Be a container's init: fork, let the child run `entry`, pass signals on to it,
@@ -458,8 +489,14 @@ def run_as_init(entry: Callable[[], int]) -> int:
         except ProcessLookupError:
             pass
 
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-              signal.SIGUSR1, signal.SIGUSR2):
+    for s in (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ):
         signal.signal(s, forward)
     while True:
         try:

@@ -37,4 +37,4 @@ def changed_files(root: str, ref: str) -> set[str]:
     if prefix == ".":
         return paths
     prefix += "/"
-    return {p[len(prefix):] for p in paths if p.startswith(prefix)}
+    return {p[len(prefix) :] for p in paths if p.startswith(prefix)}

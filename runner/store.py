@@ -12,9 +12,10 @@
 
 A commit in WAL mode is atomic, so a runner killed at any instant leaves the previous
 state or the next one (the database is not fsynced: after a power loss the last
-commits may be lost, which costs re-runs, never a false hit). A store damaged some other way (garbage over its files) is
-detected when it is opened or read — SQLite's own checks, plus a checksum on each
-record — moved aside as state.db.damaged-N, and rebuilt empty; the run goes on.
+commits may be lost, which costs re-runs, never a false hit). A store damaged some
+other way (garbage over its files) is detected when it is opened or read — SQLite's
+own checks, plus a checksum on each record — moved aside as state.db.damaged-N, and
+rebuilt empty; the run goes on.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ CREATE INDEX IF NOT EXISTS task_runs_by_task ON task_runs (task, finished);
 class Store:
     """The state database, the blob store and the task locks of one project."""
 
-    def __init__(self, cache_dir: str, *, readonly: bool = False,
-                 warn: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, cache_dir: str, *, readonly: bool = False, warn: Callable[[str], None] | None = None
+    ) -> None:
         self.dir = cache_dir
         self.readonly = readonly
         self.warn = warn or (lambda msg: None)
@@ -86,8 +88,9 @@ class Store:
             live = os.path.exists(self.db_path + "-wal")
             mode = "mode=ro" if live else "immutable=1"
             try:
-                db = sqlite3.connect(f"file:{self.db_path}?{mode}", uri=True,
-                                     check_same_thread=False, timeout=10)
+                db = sqlite3.connect(
+                    f"file:{self.db_path}?{mode}", uri=True, check_same_thread=False, timeout=10
+                )
                 db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 return db
             except sqlite3.DatabaseError:
@@ -113,8 +116,9 @@ class Store:
         raise AssertionError("unreachable")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30,
-                             isolation_level=None)
+        db = sqlite3.connect(
+            self.db_path, check_same_thread=False, timeout=30, isolation_level=None
+        )
         try:
             db.execute("PRAGMA journal_mode=WAL")
             # WAL + synchronous=OFF: a killed runner never corrupts the database (a
@@ -132,12 +136,12 @@ class Store:
                     raise
             if row is None:
                 db.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
-                           (str(SCHEMA_VERSION),))
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
             elif row[0] != str(SCHEMA_VERSION):
                 db.close()
-                raise sqlite3.DatabaseError(f"schema version {row[0]}, expected "
-                                            f"{SCHEMA_VERSION}")
+                raise sqlite3.DatabaseError(f"schema version {row[0]}, expected {SCHEMA_VERSION}")
         except BaseException:
             db.close()
             raise
@@ -152,8 +156,10 @@ class Store:
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(self.db_path + suffix):
                 os.replace(self.db_path + suffix, aside + suffix)
-        self.warn(f"the cache state {self.db_path} was damaged ({why}); moved it to "
-                  f"{os.path.basename(aside)} and started a new one")
+        self.warn(
+            f"the cache state {self.db_path} was damaged ({why}); moved it to "
+            f"{os.path.basename(aside)} and started a new one"
+        )
 
     def recover(self, error: Exception) -> None:
         """A read hit damage: move the database aside and carry on with a new one."""
@@ -186,8 +192,7 @@ class Store:
                     raise
             except sqlite3.OperationalError as e:
                 if _disk_full(e):
-                    raise StoreError("cannot write the cache state: the disk is full"
-                                     ) from None
+                    raise StoreError("cannot write the cache state: the disk is full") from None
                 if "locked" in str(e) or "busy" in str(e):
                     raise StoreError(f"the cache state is locked: {e}") from None
                 if "readonly" in str(e) or "read-only" in str(e):
@@ -214,18 +219,18 @@ class Store:
         def q(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
             rows: list[tuple[str, bytes]] = []
             for i in range(0, len(names), 500):
-                part = names[i:i + 500]
+                part = names[i : i + 500]
                 rows += db.execute(
                     f"SELECT task, data FROM records WHERE task IN ({','.join('?' * len(part))})",
-                    part).fetchall()
+                    part,
+                ).fetchall()
             return rows
 
         out: dict[str, dict[str, Any]] = {}
         for name, data in self._guard(q, []):
             record = _unseal(data)
             if record is None:
-                self.recover(sqlite3.DatabaseError(f"record of task {name} fails its "
-                                                   "checksum"))
+                self.recover(sqlite3.DatabaseError(f"record of task {name} fails its checksum"))
                 return {}
             out[name] = record
         return out
@@ -243,12 +248,16 @@ class Store:
             db.execute("BEGIN")
             db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?)", rows)
             db.execute("COMMIT")
+
         self._guard(q)
 
     # ------------------------------------------------------------ entries
     def entry(self, key: bytes) -> dict[str, Any] | None:
-        row = self._guard(lambda db: db.execute(
-            "SELECT manifest, duration FROM entries WHERE key=?", (key,)).fetchone())
+        row = self._guard(
+            lambda db: db.execute(
+                "SELECT manifest, duration FROM entries WHERE key=?", (key,)
+            ).fetchone()
+        )
         if row is None:
             return None
         manifest = _unseal(row[0])
@@ -257,16 +266,20 @@ class Store:
             return None
         return {"outputs": manifest["outputs"], "duration": row[1]}
 
-    def put_entry(self, key: bytes, task: str, outputs: list[tuple[str, bytes, int, int]],
-                  duration: float) -> None:
+    def put_entry(
+        self, key: bytes, task: str, outputs: list[tuple[str, bytes, int, int]], duration: float
+    ) -> None:
         """Record that fingerprint `key` produced `outputs` [(path, digest, mode, size)];
         their blobs must already be in the store."""
         now = time.time()
         size = sum(o[3] for o in outputs)
         data = _seal({"outputs": outputs})
-        self._guard(lambda db: db.execute(
-            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, task, data, size, duration, now, now)))
+        self._guard(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, task, data, size, duration, now, now),
+            )
+        )
 
     def touch_entries(self, keys: Iterable[bytes]) -> None:
         """Mark entries as used now (for least-recently-used pruning). The planner
@@ -278,9 +291,12 @@ class Store:
 
         def q(db: sqlite3.Connection) -> None:
             for i in range(0, len(keys), 500):
-                part = keys[i:i + 500]
-                db.execute(f"UPDATE entries SET last_used=? WHERE key IN "
-                           f"({','.join('?' * len(part))})", [now, *part])
+                part = keys[i : i + 500]
+                db.execute(
+                    f"UPDATE entries SET last_used=? WHERE key IN ({','.join('?' * len(part))})",
+                    [now, *part],
+                )
+
         self._guard(q)
 
     # ------------------------------------------------------------ blobs
@@ -305,10 +321,8 @@ class Store:
         except OSError as e:
             _remove(tmp)
             if e.errno == 28:  # ENOSPC
-                raise StoreError(f"cannot store {src} in the cache: the disk is full"
-                                 ) from None
-            raise StoreError(f"cannot store {src} in the cache: {e.strerror or e}"
-                             ) from None
+                raise StoreError(f"cannot store {src} in the cache: the disk is full") from None
+            raise StoreError(f"cannot store {src} in the cache: {e.strerror or e}") from None
         except BaseException:
             _remove(tmp)
             raise
@@ -347,8 +361,9 @@ class Store:
         with self._mutex:
             if self._lock_fd is None:
                 os.makedirs(self.dir, exist_ok=True)
-                self._lock_fd = os.open(os.path.join(self.dir, "locks"),
-                                        os.O_RDWR | os.O_CREAT, 0o644)
+                self._lock_fd = os.open(
+                    os.path.join(self.dir, "locks"), os.O_RDWR | os.O_CREAT, 0o644
+                )
             fd = self._lock_fd
         try:
             fcntl.lockf(fd, flags, 1, offset)
@@ -388,29 +403,52 @@ class Store:
         fcntl.lockf(self._lock_fd, fcntl.LOCK_UN, 1, _offset(task))
 
     # ------------------------------------------------------------ history
-    def add_run(self, run_id: str, started: float, ended: float, status: str,
-                counts: dict[str, int], saved: float, targets: list[str],
-                tasks: list[tuple[str, str, float]]) -> None:
+    def add_run(
+        self,
+        run_id: str,
+        started: float,
+        ended: float,
+        status: str,
+        counts: dict[str, int],
+        saved: float,
+        targets: list[str],
+        tasks: list[tuple[str, str, float]],
+    ) -> None:
         def q(db: sqlite3.Connection) -> None:
             db.execute("BEGIN")
-            db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (run_id, started, ended, status, counts.get("ok", 0),
-                        counts.get("cached", 0), counts.get("restored", 0),
-                        counts.get("failed", 0), saved, " ".join(targets)))
-            db.executemany("INSERT INTO task_runs VALUES (?,?,?,?,?)",
-                           [(run_id, t, s, d, ended) for t, s, d in tasks])
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    started,
+                    ended,
+                    status,
+                    counts.get("ok", 0),
+                    counts.get("cached", 0),
+                    counts.get("restored", 0),
+                    counts.get("failed", 0),
+                    saved,
+                    " ".join(targets),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO task_runs VALUES (?,?,?,?,?)",
+                [(run_id, t, s, d, ended) for t, s, d in tasks],
+            )
             db.execute("COMMIT")
+
         self._guard(q)
 
     # ------------------------------------------------------------ maintenance
     def info(self, last_runs: int = 20) -> dict[str, Any]:
         def q(db: sqlite3.Connection) -> dict[str, Any]:
-            n, size = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM entries"
-                                 ).fetchone()
-            runs = db.execute("SELECT ran, hits, restored FROM runs ORDER BY started DESC "
-                              "LIMIT ?", (last_runs,)).fetchall()
+            n, size = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM entries").fetchone()
+            runs = db.execute(
+                "SELECT ran, hits, restored FROM runs ORDER BY started DESC LIMIT ?", (last_runs,)
+            ).fetchall()
             tasks = db.execute("SELECT count(*) FROM records").fetchone()[0]
             return {"entries": n, "entries_size": size, "tasks": tasks, "runs": runs}
+
         info = self._guard(q, {"entries": 0, "entries_size": 0, "tasks": 0, "runs": []})
         blobs = bytes_ = 0
         for dirpath, _dirs, files in os.walk(os.path.join(self.dir, "cas")):
@@ -422,8 +460,12 @@ class Store:
                     pass
         ran = sum(r[0] or 0 for r in info["runs"])
         hit = sum((r[1] or 0) + (r[2] or 0) for r in info["runs"])
-        info.update(blobs=blobs, blob_bytes=bytes_, hit_rate=(hit / (hit + ran)) if
-                    (hit + ran) else None, runs_counted=len(info["runs"]))
+        info.update(
+            blobs=blobs,
+            blob_bytes=bytes_,
+            hit_rate=(hit / (hit + ran)) if (hit + ran) else None,
+            runs_counted=len(info["runs"]),
+        )
         return info
 
     def prune(self, *, max_size: int | None, older_than: float | None) -> tuple[int, int]:
@@ -433,8 +475,9 @@ class Store:
         now = time.time()
 
         def q(db: sqlite3.Connection) -> list[bytes]:
-            rows = db.execute("SELECT key, manifest, last_used FROM entries "
-                              "ORDER BY last_used ASC").fetchall()
+            rows = db.execute(
+                "SELECT key, manifest, last_used FROM entries ORDER BY last_used ASC"
+            ).fetchall()
             entries = [(k, _outputs(m), used) for k, m, used in rows]
             refs: dict[bytes, int] = {}
             sizes: dict[bytes, int] = {}
@@ -466,8 +509,7 @@ class Store:
     def collect_garbage(self) -> int:
         """Delete blobs that no entry refers to; bytes freed. Call it holding the
         project lock exclusively: a running runner stores blobs before their entry."""
-        rows = self._guard(lambda db: db.execute("SELECT manifest FROM entries").fetchall(),
-                           [])
+        rows = self._guard(lambda db: db.execute("SELECT manifest FROM entries").fetchall(), [])
         used = {d.hex() for (m,) in rows for _p, d, _mode, _size in _outputs(m)}
         freed = 0
         cas = os.path.join(self.dir, "cas")
@@ -502,8 +544,7 @@ def _offset(task: str) -> int:
     """The byte of the `locks` file that stands for this task."""
     off = _offsets.get(task)
     if off is None:
-        off = _offsets[task] = int.from_bytes(digest(task.encode())[:4], "little") \
-            & 0x7FFFFFFF
+        off = _offsets[task] = int.from_bytes(digest(task.encode())[:4], "little") & 0x7FFFFFFF
     return off
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from .errors import TaskDefinitionError, did_you_mean
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs milliseconds at start-up; annotations only need it here
+if TYPE_CHECKING:
+    import builtins  # typing costs milliseconds at start-up; annotations only need it here
     from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
@@ -20,8 +21,19 @@ REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _NAME_CHARS = _NAME_START | frozenset(".-")
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
-_CI_KEYS = ("runs-on", "matrix", "secrets", "env", "timeout-minutes", "needs_setup",
-            "permissions", "dispatch", "if", "services", "environment")
+_CI_KEYS = (
+    "runs-on",
+    "matrix",
+    "secrets",
+    "env",
+    "timeout-minutes",
+    "needs_setup",
+    "permissions",
+    "dispatch",
+    "if",
+    "services",
+    "environment",
+)
 
 
 def valid_name(name: str) -> bool:
@@ -54,10 +66,10 @@ class Param(_Frozen):
     __slots__ = ("name", "type", "default")
 
     name: str
-    type: type
+    type: builtins.type
     default: Any
 
-    def __init__(self, name: str, type_: type, default: Any) -> None:
+    def __init__(self, name: str, type_: builtins.type, default: Any) -> None:
         self._set(name=name, type=type_, default=default)
 
     @property
@@ -101,9 +113,27 @@ class Task(_Frozen):
     """A task: a function plus what it needs (deps), reads (inputs), makes (outputs)
     and how it is run. Built by `@task`; never changed afterwards."""
 
-    __slots__ = ("name", "fn", "deps", "inputs", "outputs", "env", "cache", "default",
-                 "aliases", "timeout", "retries", "service", "ci", "schedule", "params",
-                 "summary", "doc", "file", "line")
+    __slots__ = (
+        "name",
+        "fn",
+        "deps",
+        "inputs",
+        "outputs",
+        "env",
+        "cache",
+        "default",
+        "aliases",
+        "timeout",
+        "retries",
+        "service",
+        "ci",
+        "schedule",
+        "params",
+        "summary",
+        "doc",
+        "file",
+        "line",
+    )
 
     name: str
     fn: Callable[..., Any]
@@ -125,25 +155,41 @@ class Task(_Frozen):
     file: str
     line: int
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
-                 deps: Iterable[Task | str] = (), inputs: Iterable[str] | str = (),
-                 outputs: Iterable[str] | str = (), env: Iterable[str] | str = (),
-                 cache: bool | None = None, default: bool = False,
-                 aliases: Iterable[str] | str = (), timeout: float | None = None,
-                 retries: int = 0, service: bool = False, ci: Mapping[str, Any] | None = None,
-                 schedule: str | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        deps: Iterable[Task | str] = (),
+        inputs: Iterable[str] | str = (),
+        outputs: Iterable[str] | str = (),
+        env: Iterable[str] | str = (),
+        cache: bool | None = None,
+        default: bool = False,
+        aliases: Iterable[str] | str = (),
+        timeout: float | None = None,
+        retries: int = 0,
+        service: bool = False,
+        ci: Mapping[str, Any] | None = None,
+        schedule: str | None = None,
+    ) -> None:
         if not callable(fn):
             raise TaskDefinitionError(repr(fn), None, "@task must decorate a function")
         code = getattr(fn, "__code__", None)
         if name is None:
             name = getattr(fn, "__name__", "").strip("_").replace("_", "-")
         if not valid_name(name):
-            raise TaskDefinitionError(str(name), "name", "a task name is letters, digits, "
-                                      "'_', '.', '-' (not first), with ':' between namespaces")
+            raise TaskDefinitionError(
+                str(name),
+                "name",
+                "a task name is letters, digits, "
+                "'_', '.', '-' (not first), with ':' between namespaces",
+            )
         bad = _Check(name)
         doc = _cleandoc(getattr(fn, "__doc__", None) or "")
         self._set(
-            name=name, fn=fn,
+            name=name,
+            fn=fn,
             deps=bad.deps(deps),
             inputs=bad.paths("inputs", inputs),
             outputs=bad.paths("outputs", outputs),
@@ -208,8 +254,9 @@ class _Check:
         try:
             items = tuple(value)
         except TypeError:
-            raise self.fail(param, f"expected a list of strings, got {type(value).__name__}"
-                            ) from None
+            raise self.fail(
+                param, f"expected a list of strings, got {type(value).__name__}"
+            ) from None
         for item in items:
             if not isinstance(item, str) or not item:
                 raise self.fail(param, f"expected a list of non-empty strings, got {item!r}")
@@ -220,8 +267,9 @@ class _Check:
         for p in items:
             body = p[1:] if p.startswith("!") else p
             if body.startswith(("/", "~")) or (len(body) > 1 and body[1] == ":"):
-                raise self.fail(param, f"{p!r} is absolute; patterns are relative to the "
-                                       "project root")
+                raise self.fail(
+                    param, f"{p!r} is absolute; patterns are relative to the project root"
+                )
             if ".." in body.replace("\\", "/").split("/"):
                 raise self.fail(param, f"{p!r} leaves the project root")
         return items
@@ -235,8 +283,9 @@ class _Check:
         try:
             items = list(value)
         except TypeError:
-            raise self.fail("deps", f"expected a list of tasks or task names, got "
-                                    f"{type(value).__name__}") from None
+            raise self.fail(
+                "deps", f"expected a list of tasks or task names, got {type(value).__name__}"
+            ) from None
         for d in items:
             if isinstance(d, Task):
                 d = d.name
@@ -297,8 +346,9 @@ class _Check:
         if value is True:
             return {"job": True}
         if not isinstance(value, dict):
-            raise self.fail("ci", f"expected a mapping of GitHub Actions settings, got "
-                                  f"{type(value).__name__}")
+            raise self.fail(
+                "ci", f"expected a mapping of GitHub Actions settings, got {type(value).__name__}"
+            )
         for key in value:
             if key not in _CI_KEYS:
                 raise self.fail("ci", f"unknown setting {key!r}{did_you_mean(str(key), _CI_KEYS)}")
@@ -308,19 +358,27 @@ class _Check:
         if value is None:
             return None
         if not isinstance(value, str) or len(value.split()) != 5:
-            raise self.fail("schedule", f"expected a cron expression of 5 fields "
-                                        f"(minute hour day month weekday), got {value!r}")
-        for field, (what, low, high, names) in zip(value.split(), _CRON_FIELDS):
+            raise self.fail(
+                "schedule",
+                f"expected a cron expression of 5 fields "
+                f"(minute hour day month weekday), got {value!r}",
+            )
+        for field, (what, low, high, names) in zip(value.split(), _CRON_FIELDS, strict=True):
             problem = _cron_field_problem(field, low, high, names)
             if problem:
                 raise self.fail("schedule", f"{what} field {field!r} of {value!r}: {problem}")
         return value
 
 
-_MONTHS = ("jan feb mar apr may jun jul aug sep oct nov dec").split()
-_DAYS = ("sun mon tue wed thu fri sat").split()
-_CRON_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day", 1, 31, ()),
-                ("month", 1, 12, _MONTHS), ("weekday", 0, 6, _DAYS))
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("weekday", 0, 6, _DAYS),
+)
 
 
 def _cron_field_problem(field: str, low: int, high: int, names: tuple[str, ...]) -> str:
@@ -336,8 +394,9 @@ def _cron_field_problem(field: str, low: int, high: int, names: tuple[str, ...])
             if bound.lower() in names:
                 continue
             if not bound.isdigit():
-                return f"{bound!r} is not a number" + (f" or a name ({names[0]}...)"
-                                                       if names else "")
+                return f"{bound!r} is not a number" + (
+                    f" or a name ({names[0]}...)" if names else ""
+                )
             if not low <= int(bound) <= high:
                 return f"{bound} is out of range {low}-{high}"
     return ""
@@ -352,11 +411,11 @@ def _params(task: str, fn: Callable[..., Any]) -> tuple[Param, ...]:
     if code.co_flags & 0x0C:  # CO_VARARGS, CO_VARKEYWORDS
         star = code.co_varnames[n_named]
         shown = ("*" if code.co_flags & 0x04 else "**") + star
-        raise TaskDefinitionError(task, star, f"{shown} cannot become options; declare "
-                                              "each option as a parameter")
+        raise TaskDefinitionError(
+            task, star, f"{shown} cannot become options; declare each option as a parameter"
+        )
     if code.co_posonlyargcount:
-        raise TaskDefinitionError(task, None, "positional-only parameters cannot become "
-                                              "options")
+        raise TaskDefinitionError(task, None, "positional-only parameters cannot become options")
     n_pos, n_kw = code.co_argcount, code.co_kwonlyargcount
     names = code.co_varnames[: n_pos + n_kw]
     defaults = fn.__defaults__ or ()
@@ -371,8 +430,9 @@ def _params(task: str, fn: Callable[..., Any]) -> tuple[Param, ...]:
             default = kwdefaults.get(pname, REQUIRED)
         if pname == "help":
             raise TaskDefinitionError(task, pname, "'--help' is taken by runner; rename it")
-        params.append(Param(pname, _param_type(task, pname, annotations.get(pname), default),
-                            default))
+        params.append(
+            Param(pname, _param_type(task, pname, annotations.get(pname), default), default)
+        )
     return tuple(params)
 
 
@@ -385,15 +445,20 @@ def _param_type(task: str, pname: str, annotation: object, default: object) -> t
         annotation = _TYPES.get(annotation.strip(), annotation)
     if annotation not in (str, int, float, bool):
         shown = getattr(annotation, "__name__", annotation)
-        raise TaskDefinitionError(task, pname, f"type {shown} cannot be an option; use str, "
-                                               "int, float or bool")
+        raise TaskDefinitionError(
+            task, pname, f"type {shown} cannot be an option; use str, int, float or bool"
+        )
     if default is not REQUIRED and default is not None:
-        ok = isinstance(default, annotation) if annotation is not float else \
-            isinstance(default, (int, float))
+        ok = (
+            isinstance(default, annotation)
+            if annotation is not float
+            else isinstance(default, (int, float))
+        )
         if not ok or (annotation is int and isinstance(default, bool)):
-            raise TaskDefinitionError(task, pname, f"default {default!r} is not a "
-                                                   f"{annotation.__name__}")
-    return annotation  # type: ignore[return-value]
+            raise TaskDefinitionError(
+                task, pname, f"default {default!r} is not a {annotation.__name__}"
+            )
+    return annotation
 
 
 # Tasks defined since the last `collect()`: the loader empties this before it imports
@@ -403,14 +468,16 @@ _defined: list[Task] = []
 
 def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Declare a task: `@task` or `@task(deps=[...], inputs=[...], ...)`."""
+
     def decorate(f: Callable[..., Any]) -> Task:
         if isinstance(f, Task):
             raise TaskDefinitionError(f.name, None, "@task is applied twice")
         for key in options:
             if key not in _OPTIONS:
                 name = options.get("name") or getattr(f, "__name__", "?")
-                raise TaskDefinitionError(str(name), key, "unknown parameter"
-                                          + did_you_mean(key, _OPTIONS))
+                raise TaskDefinitionError(
+                    str(name), key, "unknown parameter" + did_you_mean(key, _OPTIONS)
+                )
         t = Task(f, **options)
         _defined.append(t)
         return t
@@ -420,8 +487,21 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     return decorate
 
 
-_OPTIONS = ("name", "deps", "inputs", "outputs", "env", "cache", "default", "aliases",
-            "timeout", "retries", "service", "ci", "schedule")
+_OPTIONS = (
+    "name",
+    "deps",
+    "inputs",
+    "outputs",
+    "env",
+    "cache",
+    "default",
+    "aliases",
+    "timeout",
+    "retries",
+    "service",
+    "ci",
+    "schedule",
+)
 
 
 def collect() -> list[Task]:

@@ -36,16 +36,30 @@ def _dur(seconds: float | None) -> str:
     return f"{int(m)}m{s:04.1f}s"
 
 
-STATUS_WORD = {ev.OK: "ok", ev.CACHED: "cached", ev.RESTORED: "restored",
-               ev.FAILED: "FAILED", ev.SKIPPED: "skipped", ev.CANCELLED: "cancelled"}
+STATUS_WORD = {
+    ev.OK: "ok",
+    ev.CACHED: "cached",
+    ev.RESTORED: "restored",
+    ev.FAILED: "FAILED",
+    ev.SKIPPED: "skipped",
+    ev.CANCELLED: "cancelled",
+}
 
 
 class PlainRenderer:
     """Plain lines: for pipes, files and CI logs. Task output is prefixed with the task
     name (`build | ...`) when several tasks can run at once."""
 
-    def __init__(self, out: TextIO, err: TextIO, *, prefix: bool, width: int = 0,
-                 verbose: bool = False, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        err: TextIO,
+        *,
+        prefix: bool,
+        width: int = 0,
+        verbose: bool = False,
+        quiet: bool = False,
+    ) -> None:
         self.out = out
         self.err = err
         self.prefix = prefix
@@ -68,8 +82,7 @@ class PlainRenderer:
 
     def __call__(self, e: ev.Event) -> None:
         if isinstance(e, ev.TaskOutput):
-            self._write(self.err if e.stream == "stderr" else self.out,
-                        self._tag(e.task) + e.line)
+            self._write(self.err if e.stream == "stderr" else self.out, self._tag(e.task) + e.line)
         elif self.quiet:
             if isinstance(e, ev.TaskFinished) and e.status == ev.FAILED:
                 self._write(self.err, self._failure_line(e))
@@ -81,8 +94,9 @@ class PlainRenderer:
             self._write(self.out, f"> {e.task}{extra}{why}")
         elif isinstance(e, ev.TaskRetrying):
             first = e.error.splitlines()[0] if e.error else "failed"
-            self._write(self.err, f"{e.task}: {first}; retrying in {e.delay:g}s "
-                                  f"(attempt {e.attempt})")
+            self._write(
+                self.err, f"{e.task}: {first}; retrying in {e.delay:g}s (attempt {e.attempt})"
+            )
         elif isinstance(e, ev.TaskFinished):
             if e.status == ev.CACHED and not self.verbose:
                 return  # up to date: counted in the summary, not worth a line each
@@ -93,8 +107,7 @@ class PlainRenderer:
         if e.status == ev.FAILED:
             return self._failure_line(e)
         if e.status in (ev.CACHED, ev.RESTORED, ev.SKIPPED):
-            why = f" ({e.reason})" if e.reason and (self.verbose or e.status != ev.CACHED) \
-                else ""
+            why = f" ({e.reason})" if e.reason and (self.verbose or e.status != ev.CACHED) else ""
             return f"{word} {e.task}{why}"
         return f"{word} {e.task} ({_dur(e.duration)})"
 
@@ -114,10 +127,15 @@ class PlainRenderer:
                 w = max(len(n) for n in shown)
                 for name in shown:
                     r = outcome.results[name]
-                    extra = _dur(r.duration) if r.status in (ev.OK, ev.FAILED, ev.CANCELLED) \
+                    extra = (
+                        _dur(r.duration)
+                        if r.status in (ev.OK, ev.FAILED, ev.CANCELLED)
                         else (r.reason or "")
-                    self._write(self.out, f"  {STATUS_WORD.get(r.status, r.status):<9} "
-                                          f"{name:<{w}}  {extra}".rstrip())
+                    )
+                    self._write(
+                        self.out,
+                        f"  {STATUS_WORD.get(r.status, r.status):<9} {name:<{w}}  {extra}".rstrip(),
+                    )
         failures = [outcome.results[n] for n in outcome.failed]
         if failures:
             self._write(self.err, "")
@@ -187,9 +205,14 @@ class LiveRenderer:
         self.console = Console(file=out, highlight=False)
         self.plain = PlainRenderer(out, out, prefix=prefix, width=width, verbose=verbose)
         self.running: dict[str, float] = {}
-        self.live = Live(console=self.console, refresh_per_second=8, transient=True,
-                         get_renderable=self._view, redirect_stdout=False,
-                         redirect_stderr=False)
+        self.live = Live(
+            console=self.console,
+            refresh_per_second=8,
+            transient=True,
+            get_renderable=self._view,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self.live.start()
 
     def _view(self) -> Any:
@@ -213,39 +236,58 @@ class LiveRenderer:
             self.console.print(Text(self.plain._tag(e.task) + e.line), soft_wrap=True)
             return
         if isinstance(e, ev.TaskCommand):
-            self.console.print(Text(f"{self.plain._tag(e.task)}$ {e.cmd}", style="dim"),
-                               soft_wrap=True)
+            self.console.print(
+                Text(f"{self.plain._tag(e.task)}$ {e.cmd}", style="dim"), soft_wrap=True
+            )
             return
         if isinstance(e, ev.TaskRetrying):
             first = e.error.splitlines()[0] if e.error else "failed"
-            self.console.print(Text(f"{e.task}: {first}; retrying in {e.delay:g}s",
-                                    style="yellow"))
+            self.console.print(Text(f"{e.task}: {first}; retrying in {e.delay:g}s", style="yellow"))
             return
         if isinstance(e, ev.TaskFinished):
             self.running.pop(e.task, None)
-            style = {ev.OK: "green", ev.FAILED: "bold red", ev.CANCELLED: "red",
-                     ev.SKIPPED: "dim", ev.CACHED: "cyan", ev.RESTORED: "cyan"}[e.status]
+            style = {
+                ev.OK: "green",
+                ev.FAILED: "bold red",
+                ev.CANCELLED: "red",
+                ev.SKIPPED: "dim",
+                ev.CACHED: "cyan",
+                ev.RESTORED: "cyan",
+            }[e.status]
             mark = {ev.OK: "✓", ev.FAILED: "✗", ev.CANCELLED: "✗"}.get(e.status, "·")
             self.console.print(Text(f"{mark} {self.plain._finished_line(e)}", style=style))
 
     def summary(self, outcome: Outcome) -> None:
         from rich.table import Table
+        from rich.text import Text
 
         self.live.stop()
-        if len(outcome.order) > 1:
-            table = Table(title=summary_line(outcome), title_justify="left", box=None,
-                          show_header=True, header_style="bold")
+        shown = [n for n in outcome.order if outcome.results[n].status != ev.CACHED]
+        if len(outcome.order) > 1 and shown:
+            table = Table(
+                title=summary_line(outcome),
+                title_justify="left",
+                box=None,
+                show_header=True,
+                header_style="bold",
+            )
             table.add_column("task")
             table.add_column("status")
             table.add_column("time", justify="right")
-            for name in outcome.order:
+            for name in shown:
                 r = outcome.results[name]
-                style = "red" if r.status in (ev.FAILED, ev.CANCELLED) else (
-                    "green" if r.ok else "dim")
-                shown = _dur(r.duration) if r.status in (ev.OK, ev.FAILED, ev.CANCELLED) \
+                style = (
+                    "red" if r.status in (ev.FAILED, ev.CANCELLED) else ("green" if r.ok else "dim")
+                )
+                extra = (
+                    _dur(r.duration)
+                    if r.status in (ev.OK, ev.FAILED, ev.CANCELLED)
                     else (r.reason or "")
-                table.add_row(name, f"[{style}]{STATUS_WORD[r.status]}[/]", shown)
+                )
+                table.add_row(name, f"[{style}]{STATUS_WORD[r.status]}[/]", extra)
             self.console.print(table)
+        else:
+            self.console.print(Text(summary_line(outcome)))
         failures = [outcome.results[n] for n in outcome.failed]
         if failures:
             self.console.print(Text("failures:", style="bold red"))
@@ -257,8 +299,17 @@ class LiveRenderer:
         self.live.stop()
 
 
-def make_renderer(out: TextIO, err: TextIO, *, log_format: str, quiet: bool, verbose: bool,
-                  prefix: bool, width: int, run_id: str) -> Any:
+def make_renderer(
+    out: TextIO,
+    err: TextIO,
+    *,
+    log_format: str,
+    quiet: bool,
+    verbose: bool,
+    prefix: bool,
+    width: int,
+    run_id: str,
+) -> Any:
     if log_format == "json":
         return JsonRenderer(out, run_id)
     if use_live_view(out, quiet, log_format):
