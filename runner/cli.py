@@ -585,6 +585,9 @@ def _execute(
     from .ui import make_renderer
 
     config = project.config
+    # Tasks run in the project root, wherever runner was started (as make -C does):
+    # their Python code and their commands see the same relative paths.
+    os.chdir(project.root)
     jobs = opts.jobs or config.jobs or _cpu_count()
     parallel = jobs > 1 and not graph.is_chain(order)
     run_id = os.urandom(8).hex()

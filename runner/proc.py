@@ -222,9 +222,11 @@ def sh(
             close_fds=True,
         )
     except OSError as e:
-        raise TaskError(
-            f"cannot run {shown}: {e.strerror or e}", exit_code=127, cmd=shown
-        ) from None
+        if cwd is not None and not os.path.isdir(cwd):
+            problem = f"directory {cwd} does not exist"
+        else:
+            problem = e.strerror or str(e)
+        raise TaskError(f"cannot run {shown}: {problem}", exit_code=127, cmd=shown) from None
     if scope is not None and not scope.add(proc):
         kill_trees([proc.pid], 0)  # cancelled while it started
         proc.wait()

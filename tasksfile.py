@@ -1,0 +1,62 @@
+"""runner's own tasks: runner builds, lints and tests runner.
+
+    runner            lint and test (what CI runs)
+    runner test -k X  a part of the test suite
+    runner --list     everything here
+"""
+
+import os
+import sys
+
+from runner import TaskError, sh, task
+
+PY = sys.executable
+CODE = ["runner/**/*.py", "plugins/**/*.py", "pyproject.toml"]
+TESTS = ["tests/**/*.py", "examples/**"]
+
+
+@task(inputs=[*CODE, "tests/**/*.py", "tasksfile.py", "benchmarks/**/*.py"])
+def lint():
+    """Lint (ruff) and type-check (mypy) the code."""
+    sh([PY, "-m", "ruff", "check", "runner", "plugins", "tests", "benchmarks", "tasksfile.py"])
+    sh([PY, "-m", "ruff", "format", "--check", "runner"])
+    sh([PY, "-m", "mypy"])
+
+
+@task(inputs=[*CODE, *TESTS], env=["PYTEST_ADDOPTS"], timeout=1800)
+def test(k: str = "", verbose: bool = False):
+    """Run the whole test suite (or the tests matching -k)."""
+    sh([PY, "-m", "pytest", "-q" if not verbose else "-v", "-p", "no:cacheprovider",
+        *(["-k", k] if k else [])])
+
+
+@task(deps=[lint, test], default=True)
+def check():
+    """Everything CI runs: lint and test."""
+
+
+@task(inputs=CODE + ["README.md"], outputs=["dist/*.whl"])
+def build():
+    """Build the wheel into dist/."""
+    sh([PY, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", "dist", "."])
+
+
+@task
+def compile():
+    """Byte-compile runner (as pip does for a regular install), before benchmarking."""
+    sh([PY, "-m", "compileall", "-q", "runner"])
+
+
+@task(deps=[compile])
+def bench(scenario: str = "S0 S1 S2 S3 S4 S5 S6", kit: str = "../shared/bench", runs: int = 5):
+    """Run the benchmark kit (runner beside make, go-task, doit ...) and print its table."""
+    if not os.path.isdir(kit):
+        raise TaskError(f"no benchmark kit at {kit} (pass --kit PATH)")
+    sh(["bash", f"{kit}/setup.sh", "."])
+    sh([PY, f"{kit}/bench.py", "--runs", str(runs), "--scenario", *scenario.split()])
+
+
+@task(deps=[compile])
+def bench_scale(sizes: str = "1000 10000 100000"):
+    """How no-op time grows with the number of input files (it must stay linear)."""
+    sh([PY, "benchmarks/noop_scaling.py", *sizes.split()])
