@@ -34,6 +34,8 @@ HELP = """\
 usage: runner [OPTIONS] [TASK [TASK-OPTIONS]]...
        runner graph [TASK...] [--format tree|mermaid|dot|json]
        runner hash TASK [TASK-OPTIONS]
+       runner watch TASK [TASK-OPTIONS] [--run 'CMD'] [--restart-build] [--clear]
+       runner ci github [TASK...] [--output PATH] [--check]
        runner cache info|clean|prune [--max-size SIZE] [--older-than AGE]
        runner init
 
@@ -60,9 +62,9 @@ options:
 exit codes: 0 success, 1 a task failed, 2 usage or definition error, 130 interrupted
 """
 
-COMMANDS = ("graph", "hash")  # and `init`, handled first: it needs no tasksfile
+COMMANDS = ("graph", "hash", "watch")  # and `init`, handled first: it needs no tasksfile
 # Two-word commands: built in whatever the tasks are called.
-SUBCOMMANDS = {"cache": ("info", "clean", "prune")}
+SUBCOMMANDS = {"cache": ("info", "clean", "prune"), "ci": ("github",)}
 
 
 class Options:
@@ -88,6 +90,12 @@ class Options:
         self.format: str | None = None
         self.max_size: str | None = None
         self.older_than: str | None = None
+        self.output: str | None = None
+        self.check = False
+        self.run: str | None = None
+        self.restart_build = False
+        self.restart_on_exit = False
+        self.clear = False
 
 
 # option -> (attribute, takes a value)
@@ -121,6 +129,14 @@ _GLOBAL: dict[str, tuple[str, bool]] = {
     "--format": ("format", True),
     "--max-size": ("max_size", True),
     "--older-than": ("older_than", True),
+    # runner ci github
+    "--output": ("output", True),
+    "--check": ("check", False),
+    # runner watch
+    "--run": ("run", True),
+    "--restart-build": ("restart_build", False),
+    "--restart-on-exit": ("restart_on_exit", False),
+    "--clear": ("clear", False),
 }
 
 
@@ -300,6 +316,16 @@ def _command(
 ) -> int:
     if name == "hash":
         return _hash(opts, words, project, graph, out, err)
+    if name == "watch":
+        from .watch import watch_command
+
+        invocations = _parse_invocations(opts, words, graph)
+        if not invocations:
+            raise UsageError("usage: runner watch TASK [TASK-OPTIONS] [--run 'CMD']")
+        order = graph.select([n for n, _ in invocations])
+        return watch_command(
+            opts, project, graph, invocations, _task_args(graph, order, invocations), out, err
+        )
     if name.startswith("cache "):
         from .maintenance import cache_command
 
@@ -322,6 +348,12 @@ def _command(
             continue
         targets.append(word)
         i += 1
+    if name == "ci github":
+        from .ci.github import ci_command
+
+        return ci_command(
+            project, graph, targets, output=opts.output, check=opts.check, out=out, err=err
+        )
     if name == "graph":
         from . import describe
 
@@ -373,14 +405,11 @@ def _hash(
 
 
 def _planner(opts: Options, project: Project, graph: Graph, err: TextIO, *, readonly: bool) -> Any:
-    from .plan import Planner
-    from .store import Store
+    from .run import make_planner
 
-    def warn(message: str) -> None:
-        err.write(f"runner: warning: {message}\n")
-
-    store = None if opts.no_cache else Store(project.cache_dir, readonly=readonly, warn=warn)
-    return Planner(graph, project, store, force=opts.force, dry_run=readonly, warn=warn)
+    return make_planner(
+        project, graph, err, no_cache=opts.no_cache, force=opts.force, readonly=readonly
+    )
 
 
 def _parse_invocations(
@@ -580,59 +609,23 @@ def _execute(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    from .events import Bus, RunFinished, RunStarted
-    from .executor import Executor
-    from .ui import make_renderer
+    from .run import execute
 
-    config = project.config
-    # Tasks run in the project root, wherever runner was started (as make -C does):
-    # their Python code and their commands see the same relative paths.
-    os.chdir(project.root)
-    jobs = opts.jobs or config.jobs or _cpu_count()
-    parallel = jobs > 1 and not graph.is_chain(order)
-    run_id = os.urandom(8).hex()
-    bus = Bus()
-    renderer = make_renderer(
-        out,
-        err,
-        log_format=opts.log_format,
-        quiet=opts.quiet,
-        verbose=bool(opts.verbose),
-        prefix=parallel,
-        width=max(len(n) for n in order),
-        run_id=run_id,
-    )
-    bus.subscribe(renderer)
-    if planner.store is not None:
-        from .history import HistoryRecorder
-
-        planner.store.share_project()
-        bus.subscribe(HistoryRecorder(planner.store, order))
-    bus.emit(RunStarted(run_id, order, jobs))
-    executor = Executor(
+    outcome = execute(
+        project,
         graph,
         order,
         args,
-        planner=planner,
-        bus=bus,
-        jobs=jobs,
+        planner,
+        out,
+        err,
+        jobs=opts.jobs,
+        log_format=opts.log_format,
+        quiet=opts.quiet,
+        verbose=bool(opts.verbose),
         keep_going=opts.keep_going,
-        root=project.root,
-        grace=config.kill_timeout,
-        interactive=not parallel,
     )
-    outcome = executor.run()
-    status = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "ok")
-    bus.emit(RunFinished(run_id, status, outcome.duration, outcome.exit_code, outcome.counts()))
-    renderer.summary(outcome)
     return outcome.exit_code
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def run_entry(entry: Callable[[], int]) -> int:

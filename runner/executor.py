@@ -285,6 +285,10 @@ class Executor:
             target=_cancel, args=(run, reason, self.grace), daemon=True, name=f"stop:{name}"
         ).start()
 
+    def cancel(self) -> None:
+        """Stop the run from another thread, as a Ctrl-C would (`watch --restart-build`)."""
+        self._q.put(("signal", None))
+
     def _on_signal(self) -> None:
         self._signals += 1
         for name, run in list(self._running.items()):

@@ -164,6 +164,20 @@ class Ignores:
                 verdict = result
         return bool(verdict)
 
+    def path_ignored(self, relpath: str) -> bool:
+        """Is this file ignored, itself or through a directory above it? (For paths
+        met one by one, as a watcher meets them: the ignore files on the way are read
+        as needed.)"""
+        parts = relpath.split("/")
+        for i in range(len(parts)):
+            d = "/".join(parts[:i])
+            if d not in self._specs:
+                has = os.path.exists(os.path.join(self.root, d, ".gitignore"))
+                self.enter(d, (".gitignore",) if has else ())
+            if i and self.ignored(d, True):
+                return True
+        return self.ignored(relpath, False)
+
 
 class Walk:
     """The files some patterns match, with what decides that result: every directory

@@ -312,6 +312,10 @@ def make_renderer(
 ) -> Any:
     if log_format == "json":
         return JsonRenderer(out, run_id)
+    if os.environ.get("GITHUB_ACTIONS") == "true" and not quiet:
+        from .ci.report import GitHubRenderer  # groups, annotations, the job summary
+
+        return GitHubRenderer(out, err, prefix=prefix, width=width, verbose=verbose)
     if use_live_view(out, quiet, log_format):
         return LiveRenderer(out, prefix=prefix, width=width, verbose=verbose)
     return PlainRenderer(out, err, prefix=prefix, width=width, verbose=verbose, quiet=quiet)

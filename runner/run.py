@@ -1,0 +1,110 @@
+"""One run of some tasks: the planner, the executor, the UI and the history wired to one
+event bus. The CLI calls it once; `runner watch` once per change."""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TextIO
+
+    from .executor import Executor, Outcome
+    from .graph import Graph
+    from .loader import Project
+    from .plan import Planner
+
+
+def make_planner(
+    project: Project,
+    graph: Graph,
+    err: TextIO,
+    *,
+    no_cache: bool = False,
+    force: bool = False,
+    readonly: bool = False,
+) -> Planner:
+    from .plan import Planner
+    from .store import Store
+
+    def warn(message: str) -> None:
+        err.write(f"runner: warning: {message}\n")
+
+    store = None if no_cache else Store(project.cache_dir, readonly=readonly, warn=warn)
+    return Planner(graph, project, store, force=force, dry_run=readonly, warn=warn)
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def execute(
+    project: Project,
+    graph: Graph,
+    order: list[str],
+    args: dict[str, dict[str, Any]],
+    planner: Planner,
+    out: TextIO,
+    err: TextIO,
+    *,
+    jobs: int | None = None,
+    log_format: str = "text",
+    quiet: bool = False,
+    verbose: bool = False,
+    keep_going: bool = False,
+    started: Callable[[Executor], None] | None = None,
+) -> Outcome:
+    """Run `order` (deps first); `started` gets the executor (to cancel it from
+    another thread)."""
+    from .events import Bus, RunFinished, RunStarted
+    from .executor import Executor
+    from .ui import make_renderer
+
+    config = project.config
+    # Tasks run in the project root, wherever runner was started (as make -C does):
+    # their Python code and their commands see the same relative paths.
+    os.chdir(project.root)
+    jobs = jobs or config.jobs or cpu_count()
+    parallel = jobs > 1 and not graph.is_chain(order)
+    run_id = os.urandom(8).hex()
+    bus = Bus()
+    renderer = make_renderer(
+        out,
+        err,
+        log_format=log_format,
+        quiet=quiet,
+        verbose=verbose,
+        prefix=parallel,
+        width=max(len(n) for n in order),
+        run_id=run_id,
+    )
+    bus.subscribe(renderer)
+    if planner.store is not None:
+        from .history import HistoryRecorder
+
+        planner.store.share_project()
+        bus.subscribe(HistoryRecorder(planner.store, order))
+    bus.emit(RunStarted(run_id, order, jobs))
+    executor = Executor(
+        graph,
+        order,
+        args,
+        planner=planner,
+        bus=bus,
+        jobs=jobs,
+        keep_going=keep_going,
+        root=project.root,
+        grace=config.kill_timeout,
+        interactive=not parallel,
+    )
+    if started is not None:
+        started(executor)
+    outcome = executor.run()
+    status = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "ok")
+    bus.emit(RunFinished(run_id, status, outcome.duration, outcome.exit_code, outcome.counts()))
+    renderer.summary(outcome)
+    return outcome

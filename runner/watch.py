@@ -1,0 +1,615 @@
+"""`runner watch TASK [--run CMD]`: re-run a task when its inputs change, and restart
+the long-running process it feeds (air-style hot reload, driven by the task graph).
+
+    file events (watchfiles, two threads) ─▶ queue ◀─ signals, server exits, builds done
+                                               │
+                 main loop: debounce ─▶ content check ─▶ build (thread) ─▶ restart server
+
+Only what can change a result is watched: the narrowest directories that can hold a
+file the inputs match (recursively only where a pattern has `**` or several wildcard
+segments), plus the tasksfile and pyproject.toml. Events for ignored paths, the cache
+directory and the tasks' own outputs are dropped at once; the rest are compared, by
+content digest, with what the last build saw, so a save that changes nothing (an
+editor re-saving, a `touch`, a checkout rewriting identical files) triggers nothing.
+
+The server runs under `runner.supervise`, which owns its whole process tree (a child
+subreaper): a restart stops every process of the old tree, then starts the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+
+from . import globs
+from .errors import UserError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from .executor import Executor, Outcome
+    from .graph import Graph
+    from .loader import Project
+
+WATCH_STEP_MS = 20  # how often the watcher threads look for the end of a burst
+
+
+def watch_command(
+    opts: Any,
+    project: Project,
+    graph: Graph,
+    invocations: list[tuple[str, dict[str, Any]]],
+    args: dict[str, dict[str, Any]],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    session = WatchSession(opts, project, graph, [n for n, _ in invocations], args, out, err)
+    return session.run()
+
+
+# ---------------------------------------------------------------- what to watch
+
+
+def watch_roots(root: str, patterns: list[str]) -> tuple[list[str], list[str]]:
+    """(directories to watch recursively, directories to watch alone) for these
+    patterns: the fixed part of each pattern, recursive only when what follows can
+    cross directories. A directory that does not exist yet is replaced by its nearest
+    existing parent, watched alone (its creation is an event there)."""
+    deep: set[str] = set()
+    flat: set[str] = set()
+    for pattern in patterns:
+        negated, fixed, rest = globs.split_pattern(pattern)
+        if negated:
+            continue
+        base = "/".join(fixed)
+        if not rest:  # a file named exactly, or a directory
+            if os.path.isdir(os.path.join(root, base)):
+                deep.add(base)
+            else:
+                flat.add(base.rpartition("/")[0])
+            continue
+        (deep if len(rest) > 1 or "**" in rest else flat).add(base)
+    deep = {_existing(root, d, flat) for d in deep}
+    deep.discard("\0")
+    flat = {d for d in flat if os.path.isdir(os.path.join(root, d))}
+    # A recursive root covers everything under it.
+    deep = {d for d in deep if not any(_under(d, o) for o in deep if o != d)}
+    flat = {d for d in flat if not any(_under(d, o) or d == o for o in deep)}
+    return sorted(deep), sorted(flat)
+
+
+def _existing(root: str, rel: str, flat: set[str]) -> str:
+    """`rel` if it is a directory; else its nearest existing parent goes in `flat`."""
+    if os.path.isdir(os.path.join(root, rel)):
+        return rel
+    while rel:
+        rel = rel.rpartition("/")[0]
+        if os.path.isdir(os.path.join(root, rel)):
+            flat.add(rel)
+            break
+    return "\0"
+
+
+def _under(path: str, parent: str) -> bool:
+    return parent == "" or path.startswith(parent + "/")
+
+
+class Scope:
+    """What a build of TASK depends on, and how a changed path relates to it."""
+
+    def __init__(
+        self, project: Project, graph: Graph, targets: list[str], ignore: list[str]
+    ) -> None:
+        self.project = project
+        self.graph = graph
+        self.order = graph.select(targets)
+        self.services = [n for n in self.order if graph.tasks[n].service]
+        self.build_order = [n for n in self.order if not graph.tasks[n].service]
+        tasks = [graph.tasks[n] for n in self.order]
+        self.inputs: list[tuple[str, ...]] = [t.inputs for t in tasks if t.inputs]
+        self.outputs = [p for t in tasks for p in t.outputs]
+        self.global_inputs = list(project.config.global_inputs)
+        self.ignore = ignore
+        self.cache_dir = os.path.relpath(project.cache_dir, project.root).replace(os.sep, "/")
+        self.control = {
+            os.path.relpath(project.tasksfile, project.root).replace(os.sep, "/"),
+            "pyproject.toml",
+        }
+        self.ignores = globs.Ignores(project.root)
+        patterns = [p for ps in self.inputs for p in ps] + self.global_inputs + sorted(self.control)
+        self.deep, self.flat = watch_roots(project.root, patterns)
+
+    def relevant(self, rel: str) -> bool:
+        """Can a change of this path (relative to the root) change a result?"""
+        if rel in self.control:
+            return True
+        parts = rel.split("/")
+        if globs.ALWAYS_SKIPPED.intersection(parts) or rel.startswith(self.cache_dir + "/"):
+            return False
+        if self.ignore and globs.matches(self.ignore, rel):
+            return False
+        if self.outputs and globs.matches(self.outputs, rel):
+            return False  # what a task writes does not trigger it again
+        hit = [ps for ps in self.inputs if globs.matches(ps, rel)]
+        if self.global_inputs and globs.matches(self.global_inputs, rel):
+            hit.append(tuple(self.global_inputs))
+        if not hit:
+            return False
+        # Ignored by git, unless a pattern names the file or points into the ignored
+        # directory (as when the inputs are expanded).
+        if any(self._explicit(p, rel) for ps in hit for p in ps):
+            return True
+        return not self.ignores.path_ignored(rel)
+
+    def _explicit(self, pattern: str, rel: str) -> bool:
+        negated, fixed, rest = globs.split_pattern(pattern)
+        if negated or not globs.match(pattern, rel):
+            return False
+        base = "/".join(fixed)
+        return not rest or bool(base and self.ignores.path_ignored(base + "/."))
+
+
+# ---------------------------------------------------------------- the server
+
+
+class Service:
+    """One supervised long-running process; restarted by stopping the old tree first."""
+
+    def __init__(
+        self,
+        label: str,
+        supervise_args: list[str],
+        grace: float,
+        sig: str,
+        events: queue.SimpleQueue[tuple[Any, ...]],
+    ) -> None:
+        self.label = label
+        self.argv = [
+            sys.executable,
+            "-m",
+            "runner.supervise",
+            "--grace",
+            str(grace),
+            "--signal",
+            sig,
+            *supervise_args,
+        ]
+        self.grace = grace
+        self.events = events
+        self.proc: Any = None
+        self.generation = 0
+
+    def start(self) -> None:
+        import subprocess
+
+        self.generation += 1
+        self.proc = subprocess.Popen(
+            self.argv, start_new_session=True, close_fds=True, stdin=subprocess.DEVNULL
+        )
+        threading.Thread(
+            target=self._wait,
+            args=(self.proc, self.generation),
+            daemon=True,
+            name=f"service:{self.label}",
+        ).start()
+
+    def _wait(self, proc: Any, generation: int) -> None:
+        code = proc.wait()
+        self.events.put(("exited", self, generation, code))
+
+    def stop(self) -> None:
+        """Stop the whole tree and wait until it is gone (the next one may need its port)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        self.generation += 1  # its exit is not news
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(self.grace + 2.0)
+            except Exception:  # subprocess.TimeoutExpired: the supervisor is stuck
+                from .proc import kill_trees
+
+                kill_trees([proc.pid], 0)
+                proc.wait()
+
+    def pid(self, wait: float = 0.5) -> int | None:
+        """The pid of the supervised process (the supervisor's child), waiting up to
+        `wait` seconds for the supervisor to start it."""
+        from .proc import _proc_table
+
+        end = time.monotonic() + wait
+        while self.proc is not None and self.proc.poll() is None:
+            sup = self.proc.pid
+            kids = [p for p, (ppid, *_rest) in _proc_table().items() if ppid == sup]
+            if kids:
+                return min(kids)
+            if time.monotonic() > end:
+                break
+            time.sleep(0.01)
+        return None
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class WatchSession:
+    def __init__(
+        self,
+        opts: Any,
+        project: Project,
+        graph: Graph,
+        targets: list[str],
+        args: dict[str, dict[str, Any]],
+        out: TextIO,
+        err: TextIO,
+    ) -> None:
+        self.opts = opts
+        self.project = project
+        self.targets = targets
+        self.args = args
+        self.out = out
+        self.err = err
+        cfg = project.config.table("watch")
+        self.debounce = cfg["debounce_ms"] / 1000
+        self.grace = cfg["kill_timeout"]
+        self.signal = cfg["signal"]
+        self.clear = opts.clear or cfg["clear"]
+        self.ignore = list(cfg["ignore"])
+        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.scope = Scope(project, graph, targets, self.ignore)
+        self.known: dict[str, bytes | None] = {}  # path -> digest the last build saw
+        self.control_digest = self._control_digest()
+        self.services: list[Service] = []
+        self.watchers: list[threading.Thread] = []
+        self.stop_watching = threading.Event()
+        self.build_thread: threading.Thread | None = None
+        self.executor: Executor | None = None
+        self.pending = False  # a change came during the build: build again after it
+        self.last_build: float | None = None
+        self._set_services()
+
+    # ------------------------------------------------------------ lifecycle
+    def run(self) -> int:
+        restore = self._install_signal_handlers()
+        try:
+            self._start_watchers()
+            self._build(["(start)"])
+            code = self._loop()
+        finally:
+            restore()
+            self._stop_watchers()
+            if self.build_thread is not None and self.executor is not None:
+                self.executor.cancel()
+                self.build_thread.join()
+            for s in self.services:
+                s.stop()
+        return code
+
+    def _loop(self) -> int:
+        while True:
+            item = self.events.get()
+            kind = item[0]
+            if kind == "signal":
+                self._say("stopping")
+                return 130
+            if kind == "changes":
+                paths = set(item[1])
+                if self._collect(paths):
+                    return 130
+                self._on_changes(paths)
+            elif kind == "built":
+                self._on_built(item[1])
+            elif kind == "exited":
+                _, service, generation, code = item
+                if generation == service.generation:
+                    self._say(
+                        f"{service.label} exited with code {code}"
+                        + (
+                            "; restarting it"
+                            if self.opts.restart_on_exit
+                            else "; waiting for a change"
+                        )
+                    )
+                    service.proc = None
+                    if self.opts.restart_on_exit:
+                        service.start()
+
+    def _collect(self, paths: set[str]) -> bool:
+        """Debounce: take more changes until `debounce` passes without any. True if a
+        signal came meanwhile."""
+        deadline = time.monotonic() + self.debounce
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                item = self.events.get(timeout=left)
+            except queue.Empty:
+                return False
+            if item[0] == "changes":
+                paths.update(item[1])
+                deadline = time.monotonic() + self.debounce
+            elif item[0] == "signal":
+                self.events.put(item)
+                return True
+            else:
+                self.events.put(item)  # handled after this burst
+                return False
+
+    # ------------------------------------------------------------ changes
+    def _on_changes(self, paths: set[str]) -> None:
+        changed = self._content_changes(paths)
+        if not changed:
+            return
+        if self.build_thread is not None:
+            self.pending = True
+            if self.opts.restart_build and self.executor is not None:
+                self._say("change during the build: cancelling it")
+                self.executor.cancel()
+            return
+        self._build(changed)
+
+    def _content_changes(self, paths: set[str]) -> list[str]:
+        """The paths whose content differs from what the last build saw (a new file
+        that inputs match, a deleted input included). The tasksfile and pyproject.toml
+        reload the task graph when their content changed."""
+        from .fingerprint import hash_file
+
+        changed = []
+        control = sorted(p for p in paths if p in self.scope.control)
+        if control and self._control_digest() != self.control_digest and self._reload():
+            changed += control
+        for rel in sorted(paths - self.scope.control):
+            if not self.scope.relevant(rel):
+                continue
+            try:
+                now: bytes | None = hash_file(os.path.join(self.project.root, rel))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                now = None
+            except OSError:
+                continue
+            before = self.known.get(rel, b"?")
+            if before == b"?" and now is None:
+                continue  # came and went between two looks
+            if now != before:
+                changed.append(rel)
+            self.known[rel] = now
+        return changed
+
+    def _control_digest(self) -> bytes:
+        from .fingerprint import digest
+
+        parts = []
+        for rel in sorted(self.scope.control):
+            try:
+                with open(os.path.join(self.project.root, rel), "rb") as f:
+                    parts.append(f.read())
+            except OSError:
+                parts.append(b"")
+        return digest(b"\0".join(parts))
+
+    def _reload(self) -> bool:
+        """Load the tasksfile again; on an error keep the old graph and say so."""
+        from . import config as config_mod
+        from .graph import Graph
+        from .loader import load_tasks
+
+        self.control_digest = self._control_digest()
+        try:
+            self.project.config = config_mod.load(self.project.root)
+            graph = Graph(load_tasks(self.project.tasksfile, self.project.root))
+            scope = Scope(self.project, graph, self.targets, self.ignore)
+            for name in scope.order:
+                self.args.setdefault(name, graph.tasks[name].default_args())
+        except UserError as e:
+            self._say(f"{e.message} — still watching with the tasks as they were", err=True)
+            return False
+        roots_moved = (scope.deep, scope.flat) != (self.scope.deep, self.scope.flat)
+        self.scope = scope
+        self._say("tasksfile reloaded")
+        if roots_moved:
+            self._stop_watchers()
+            self._start_watchers()
+        self._set_services()
+        return True
+
+    # ------------------------------------------------------------ building
+    def _build(self, changed: list[str]) -> None:
+        if self.clear and self.out.isatty():
+            self.out.write("\x1b[2J\x1b[H")
+        if changed != ["(start)"]:
+            shown = ", ".join(changed[:5]) + (
+                f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""
+            )
+            self._say(f"changed: {shown}")
+        self.build_thread = threading.Thread(
+            target=self._build_in_thread, daemon=True, name="watch:build"
+        )
+        self.build_thread.start()
+
+    def _build_in_thread(self) -> None:
+        from .run import execute, make_planner
+
+        outcome = None
+        order = self.scope.build_order
+        if order:
+            planner = make_planner(
+                self.project,
+                self.scope.graph,
+                self.err,
+                no_cache=self.opts.no_cache,
+                force=self.opts.force,
+            )
+            try:
+                outcome = execute(
+                    self.project,
+                    self.scope.graph,
+                    order,
+                    self.args,
+                    planner,
+                    self.out,
+                    self.err,
+                    jobs=self.opts.jobs,
+                    quiet=self.opts.quiet,
+                    verbose=bool(self.opts.verbose),
+                    started=self._set_executor,
+                )
+                self._remember_inputs(planner)
+            except Exception as e:  # a store error, a bug: report it and keep watching
+                self._say(f"the build could not run: {e}", err=True)
+            finally:
+                if planner.store is not None:
+                    planner.store.close()
+        self.events.put(("built", outcome))
+
+    def _set_executor(self, executor: Executor) -> None:
+        self.executor = executor
+
+    def _remember_inputs(self, planner: Any) -> None:
+        """What the build saw of every input: the reference for the next events."""
+        for files in planner._inputs.values():
+            for i, p in enumerate(files.paths):
+                self.known[p] = files.digests[32 * i : 32 * i + 32]
+
+    def _on_built(self, outcome: Outcome | None) -> None:
+        self.build_thread = None
+        self.executor = None
+        ok = outcome is None or (
+            not outcome.failed and not outcome.interrupted and outcome.exit_code == 0
+        )
+        if outcome is not None:
+            self.last_build = outcome.duration
+        if self.pending:
+            self.pending = False
+            self._build(["(changed during the last build)"])
+            return
+        if ok:
+            self._restart_services()
+        elif self.services and any(s.proc is not None for s in self.services):
+            self._say("the build failed: the server keeps running the last good build")
+        self._status()
+
+    def _set_services(self) -> None:
+        """The processes to keep running: --run CMD, and each service task."""
+        wanted: list[tuple[str, list[str]]] = []
+        if self.opts.run:
+            wanted.append((self.opts.run, ["--", "/bin/sh", "-c", self.opts.run]))
+        for name in self.scope.services:
+            import json
+
+            wanted.append(
+                (
+                    name,
+                    [
+                        "--task",
+                        name,
+                        "--tasksfile",
+                        self.project.tasksfile,
+                        "--root",
+                        self.project.root,
+                        "--args",
+                        json.dumps(self.args.get(name, {})),
+                    ],
+                )
+            )
+        if [s.label for s in self.services] == [w[0] for w in wanted]:
+            for s, (_, argv) in zip(self.services, wanted, strict=True):
+                s.argv[s.argv.index("--signal") + 2 :] = argv
+            return
+        for s in self.services:
+            s.stop()
+        self.services = [
+            Service(label, argv, self.grace, self.signal, self.events) for label, argv in wanted
+        ]
+
+    def _restart_services(self) -> None:
+        for s in self.services:
+            s.stop()  # the old tree is gone before the new one starts (its port is free)
+        for s in self.services:
+            s.start()
+
+    def _status(self) -> None:
+        parts = [f"watching {len(self.known)} files"]
+        if self.last_build is not None:
+            parts.append(f"last build {self.last_build:.2f} s")
+        for s in self.services:
+            pid = s.pid()
+            if pid is not None:
+                parts.append(f"server pid {pid}")
+        self._say(" · ".join(parts))
+
+    def _say(self, text: str, err: bool = False) -> None:
+        stream = self.err if err else self.out
+        try:
+            stream.write(f"[watch] {text}\n")
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    # ------------------------------------------------------------ watching
+    def _start_watchers(self) -> None:
+        self.stop_watching = threading.Event()
+        for recursive, dirs in ((True, self.scope.deep), (False, self.scope.flat)):
+            if dirs:
+                paths = [os.path.join(self.project.root, d) for d in dirs]
+                t = threading.Thread(
+                    target=self._watch,
+                    args=(paths, recursive, self.stop_watching),
+                    daemon=True,
+                    name=f"watch:{'deep' if recursive else 'flat'}",
+                )
+                t.start()
+                self.watchers.append(t)
+
+    def _watch(self, paths: list[str], recursive: bool, stop: threading.Event) -> None:
+        import watchfiles
+
+        root = self.project.root + os.sep
+
+        def keep(change: Any, path: str) -> bool:
+            if not path.startswith(root):
+                return False
+            return self.scope.relevant(path[len(root) :].replace(os.sep, "/"))
+
+        try:
+            for batch in watchfiles.watch(
+                *paths,
+                watch_filter=keep,
+                debounce=10_000,
+                step=WATCH_STEP_MS,
+                stop_event=stop,
+                rust_timeout=0,
+                raise_interrupt=False,
+                recursive=recursive,
+            ):
+                self.events.put(
+                    ("changes", [p[len(root) :].replace(os.sep, "/") for _, p in batch])
+                )
+        except Exception as e:  # a directory vanished under the watcher: say so
+            if not stop.is_set():
+                self._say(f"watching {', '.join(paths)} failed: {e}", err=True)
+
+    def _stop_watchers(self) -> None:
+        self.stop_watching.set()
+        for t in self.watchers:
+            t.join(timeout=2)
+        self.watchers = []
+
+    def _install_signal_handlers(self) -> Any:
+        def handler(signum: int, frame: object) -> None:
+            self.events.put(("signal", signum))
+
+        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {s: signal.signal(s, handler) for s in sigs}
+
+        def restore() -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+        return restore
