@@ -278,12 +278,10 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
 
             return init_project(os.path.abspath(start), out, words[1:])
     project = find_project(start, opts.file)
-    read_only = (
-        opts.list
-        or opts.dry_run
-        or opts.help
-        or opts.no_cache
-        or bool(words and words[0] in ("graph", "hash", "cache"))
+    read_only = bool(
+        opts.list or opts.dry_run or opts.help or opts.no_cache
+        or (words and words[0] in ("graph", "hash", "cache"))
+        or "--help" in words or "-h" in words
     )
     graph = Graph(
         load_tasks(project.tasksfile, project.root, project.cache_dir, may_write=not read_only)

@@ -12,6 +12,7 @@ unchanged, so such a file is hashed again.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -271,6 +272,8 @@ class CodeDigest:
         seen.add(id(code))
         g = getattr(fn, "__globals__", {})
         self._code(code, g, h, seen, getattr(fn, "__doc__", None))
+        h.update(_canon((getattr(fn, "__defaults__", None),
+                         getattr(fn, "__kwdefaults__", None))).encode())
         cells = getattr(fn, "__closure__", None) or ()
         for name, cell in zip(code.co_freevars, cells, strict=False):
             try:
@@ -301,41 +304,66 @@ class CodeDigest:
                 self._value(g[name], h, seen)
 
     def _value(self, v: Any, h: Any, seen: set[int]) -> None:
-        fn = getattr(v, "fn", None) if type(v).__name__ == "Task" else None
-        if fn is not None:
-            v = fn
+        if type(v).__name__ == "Task" and hasattr(v, "fn"):
+            v = v.fn
         if isinstance(v, types.FunctionType):
             if self.local(v.__code__.co_filename):
                 self._function(v, h, seen)
             else:
                 h.update(f"fn:{v.__module__}.{v.__qualname__}".encode())
         elif isinstance(v, types.ModuleType):
-            f = getattr(v, "__file__", None)
             h.update(f"module:{v.__name__}".encode())
-            if self.local(f):
-                h.update(self._module_digest(f))  # type: ignore[arg-type]
+            if self.local(getattr(v, "__file__", None)):
+                h.update(self._module_digest(v))
         elif isinstance(v, type):
             mod = sys.modules.get(v.__module__)
-            f = getattr(mod, "__file__", None)
             h.update(f"class:{v.__module__}.{v.__qualname__}".encode())
-            if self.local(f) and id(v) not in seen:
+            if self.local(getattr(mod, "__file__", None)) and id(v) not in seen:
                 seen.add(id(v))
                 for attr in vars(v).values():
                     if isinstance(attr, (staticmethod, classmethod)):
                         attr = attr.__func__
                     if isinstance(attr, types.FunctionType):
                         self._function(attr, h, seen)
+        elif getattr(v, "__wrapped__", None) is not None and id(v) not in seen:
+            # A decorated function (functools.wraps, lru_cache ...): the code it wraps.
+            seen.add(id(v))
+            h.update(f"wrapper:{type(v).__qualname__}".encode())
+            self._value(v.__wrapped__, h, seen)
+        elif isinstance(v, functools.partial):
+            h.update(b"partial:" + _canon((v.args, v.keywords)).encode())
+            self._value(v.func, h, seen)
         else:
             h.update(_canon(v).encode())
 
-    def _module_digest(self, path: str) -> bytes:
-        d = self._module_files.get(path)
-        if d is None:
+    def _module_digest(self, module: types.ModuleType) -> bytes:
+        """The source of a project module and of every project module it uses —
+        imports, or takes functions and classes from — transitively: a task that calls
+        `helpers.f()` depends on all of that. Computed once per module per run."""
+        name = module.__name__
+        found = self._module_files.get(name)
+        if found is not None:
+            return found
+        files: dict[str, bytes] = {}
+        stack = [module]
+        while stack:
+            m = stack.pop()
+            path = getattr(m, "__file__", None)
+            if path is None or not self.local(path) or path in files:
+                continue
             try:
-                d = hash_file(path)
+                files[path] = hash_file(path)
             except OSError:
-                d = b"missing"
-            self._module_files[path] = d
+                files[path] = b"missing"
+            for value in list(vars(m).values()):
+                if isinstance(value, types.ModuleType):
+                    stack.append(value)
+                elif isinstance(value, (type, types.FunctionType)):
+                    owner = sys.modules.get(getattr(value, "__module__", "") or "")
+                    if owner is not None:
+                        stack.append(owner)
+        d = digest(repr(sorted(files.items())).encode())
+        self._module_files[name] = d
         return d
 
 
@@ -362,7 +390,30 @@ def _canon(v: Any, depth: int = 0) -> str:
     if v is Ellipsis:
         return "..."
     t = type(v)
-    return f"<{t.__module__}.{t.__qualname__}>"
+    name = f"<{t.__module__}.{t.__qualname__}>"
+    if _is_value_type(t):
+        try:
+            r = repr(v)
+        except Exception:
+            r = ""
+        if " at 0x" not in r:  # an address would change every run
+            return name + (r if len(r) <= 100_000 else r[:100_000] + f"…{len(r)}")
+        d = getattr(v, "__dict__", None)
+        if isinstance(d, dict):
+            return name + _canon(d, depth + 1)
+    return name
+
+
+_VALUE_TYPES = {"pathlib", "enum", "datetime", "decimal", "fractions", "uuid", "ipaddress"}
+
+
+def _is_value_type(t: type) -> bool:
+    """Types whose repr is their value: paths, enum members, dataclasses, dates,
+    decimals... Other objects count by type only: a repr may hold what changes
+    between runs for no reason (a terminal's width, a time)."""
+    if hasattr(t, "__dataclass_fields__"):
+        return True
+    return any(c.__module__.partition(".")[0] in _VALUE_TYPES for c in t.__mro__[:-1])
 
 
 # ---------------------------------------------------------------- the key

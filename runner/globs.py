@@ -116,6 +116,7 @@ class Ignores:
         self.root = root
         self._specs: dict[str, object | None] = {}  # dir (relative, "" = root) -> spec
         self.files: list[str] = []  # the ignore files read (relative)
+        self.probed: set[str] = set()  # ignore files looked for above a pattern's base
         exclude = os.path.join(root, ".git", "info", "exclude")
         self._base = self._load(exclude, ".git/info/exclude")
 
@@ -223,7 +224,8 @@ def expand(
             if ignores.ignored(base, True):
                 use = None
         _walk(root, base, rest, found, dirs, skipped, use)
-    return Walk(sorted(found), sorted(dirs), list(ignores.files) if ignores else [], absent)
+    ignore_files = sorted(set(ignores.files) | ignores.probed) if ignores else []
+    return Walk(sorted(found), sorted(dirs), ignore_files, absent)
 
 
 def _literal(
@@ -245,15 +247,17 @@ def _literal(
 
 
 def _enter_parents(root: str, base: str, ignores: Ignores) -> None:
+    """Read the ignore files of the directories above a pattern's fixed part (the walk
+    lists none of them). Each is recorded as probed, there or not: a cached match must
+    be redone when one appears, changes or goes."""
     parts = base.split("/")
     for i in range(len(parts)):
         d = "/".join(parts[:i])
         if d not in ignores._specs:
-            try:
-                names = os.listdir(os.path.join(root, d) if d else root)
-            except OSError:
-                names = []
-            ignores.enter(d, names)
+            rel = f"{d}/.gitignore" if d else ".gitignore"
+            ignores.probed.add(rel)
+            here = os.path.exists(os.path.join(root, rel))
+            ignores.enter(d, (".gitignore",) if here else ())
 
 
 def _walk(

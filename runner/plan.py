@@ -90,6 +90,7 @@ class Planner:
         self._used: list[bytes] = []  # cache entries used by hits, to mark in the store
         self._global: bytes | None = None
         self._ignore_stats: dict[str, Any] = {}  # stat of each ignore file, this run
+        self._virtual: dict[str, tuple[bytes, int] | None] = {}  # dry run: restored files
         self.files_read = 0
 
     # ------------------------------------------------------------ fingerprints
@@ -113,6 +114,8 @@ class Planner:
         previous = fp.FileSet.from_record(rec.get("inputs")) if rec else None
         inputs, read = fp.scan(self.root, files, previous)
         self.files_read += read
+        if self._virtual and task.inputs:
+            inputs = self._overlay(task, inputs)
         self._inputs[name] = inputs
         if inputs is not previous or self._walks[name] is not (rec or {}).get("walk"):
             self._rescanned.add(name)
@@ -128,6 +131,18 @@ class Planner:
         )
         self._fps[name] = result
         return result
+
+    def _overlay(self, task: Task, found: fp.FileSet) -> fp.FileSet:
+        """A dry run restores nothing, but the run would: a task whose inputs include
+        outputs a dep would restore sees them as the restore would leave them."""
+        files = {p: found.get(p) for p in found.paths}
+        for p, state in self._virtual.items():
+            if globs.matches(task.inputs, p):
+                files[p] = state
+        paths = sorted(p for p, s in files.items() if s is not None)
+        digests = b"".join(files[p][0] for p in paths)  # type: ignore[index]
+        modes = fp.array("q", [files[p][1] for p in paths]).tobytes()  # type: ignore[index]
+        return fp.FileSet(paths, b"", digests, modes)
 
     def key(self, name: str) -> bytes | None:
         f = self._fps.get(name)
@@ -270,6 +285,9 @@ class Planner:
                 return Decision(
                     RUN, ["the cache entry is incomplete (an output's blob is missing)"]
                 )
+            if self.dry_run:  # what the restore would leave, for the tasks that follow
+                self._virtual.update({p: (d, mode) for p, (d, mode) in expected.items()})
+                self._virtual.update({p: None for p in stale})
             self._entries[name] = {
                 "entry": entry,
                 "stale": stale,

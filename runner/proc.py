@@ -16,6 +16,8 @@ import threading
 import time
 
 from .errors import Cancelled, TaskError
+from .ptree import alive as _alive
+from .ptree import tree_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -365,54 +367,6 @@ def _signame(num: int) -> str:
 # ---------------------------------------------------------------- stopping process trees
 
 
-def _proc_table() -> dict[int, tuple[int, int, int, str]]:
-    """pid -> (ppid, pgid, sid, state) for every process, from /proc."""
-    table: dict[int, tuple[int, int, int, str]] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return table
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        # The command name (field 2) may hold spaces and parentheses: split after it.
-        rest = raw[raw.rfind(b")") + 2 :].split()
-        table[int(name)] = (int(rest[1]), int(rest[2]), int(rest[3]), rest[0].decode())
-    return table
-
-
-def tree_of(
-    roots: Sequence[int], table: dict[int, tuple[int, int, int, str]] | None = None
-) -> set[int]:
-    """The live processes of these roots' trees: their descendants, and the members of
-    the process groups and sessions they lead (started with start_new_session, each root
-    leads both)."""
-    if table is None:
-        table = _proc_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _pgid, _sid, _state) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    rootset = set(roots)
-    found: set[int] = set()
-    stack = [r for r in roots if r in table]
-    for pid, (_ppid, pgid, sid, _state) in table.items():
-        if pgid in rootset or sid in rootset:
-            stack.append(pid)
-    while stack:
-        pid = stack.pop()
-        if pid in found:
-            continue
-        found.add(pid)
-        stack.extend(children.get(pid, ()))
-    me = os.getpid()
-    return {p for p in found if p != me and table[p][3] != "Z"}
-
-
 def kill_trees(roots: Sequence[int], grace: float, sig: int = signal.SIGTERM) -> None:
     """Stop these processes and everything they started: `sig` to each group and each
     descendant, up to `grace` seconds for them to exit, then SIGKILL for the rest. The
@@ -449,20 +403,6 @@ def _signal_all(groups: Sequence[int], pids: set[int], sig: int) -> None:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-def _alive(pids: set[int]) -> set[int]:
-    """The pids of `pids` that still run (a zombie has finished dying)."""
-    live = set()
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        if raw[raw.rfind(b")") + 2 : raw.rfind(b")") + 3] != b"Z":
-            live.add(pid)
-    return live
 
 
 # ---------------------------------------------------------------- PID 1

@@ -333,21 +333,29 @@ class Store:
         are good are they renamed into place. False (nothing changed) when a blob is
         missing or fails its digest."""
         staged: list[tuple[str, str, int]] = []
+        damaged = []
         try:
             for path, d, mode, _size in outputs:
                 target = os.path.join(root, path)
                 os.makedirs(os.path.dirname(target) or root, exist_ok=True)
                 tmp = f"{target}.runner-tmp-{os.getpid()}"
                 staged.append((tmp, target, mode))
-                _copy_hashing(self.blob_path(d), tmp, d)
-            for tmp, target, mode in staged:
-                os.chmod(tmp, mode & 0o7777)
-                os.replace(tmp, target)
-            return True
-        except (OSError, _DigestMismatch):
-            for tmp, _t, _m in staged:
-                _remove(tmp)
-            return False
+                try:
+                    _copy_hashing(self.blob_path(d), tmp, d)
+                except _DigestMismatch:
+                    damaged.append(self.blob_path(d))
+            if not damaged:
+                for tmp, target, mode in staged:
+                    os.chmod(tmp, mode & 0o7777)
+                    os.replace(tmp, target)
+                return True
+        except OSError:
+            pass
+        for tmp, _t, _m in staged:
+            _remove(tmp)
+        for blob in damaged:
+            _remove(blob)  # gone, so that the next run stores it anew
+        return False
 
     def _tmp_name(self) -> str:
         return os.path.join(self.dir, "tmp", f"{os.getpid()}-{os.urandom(6).hex()}")

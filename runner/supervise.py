@@ -1,7 +1,7 @@
 """The owner of a long-running process (`runner watch`'s dev server).
 
-    python -m runner.supervise --grace 5 --signal SIGTERM -- sh -c 'CMD'
-    python -m runner.supervise --grace 5 --signal SIGTERM --task NAME --tasksfile PATH
+    python runner/supervise.py --grace 5 --signal SIGTERM -- sh -c 'CMD'
+    python runner/supervise.py --grace 5 --signal SIGTERM --task NAME --tasksfile PATH
            --args '{"port": 8000}'
 
 It makes itself a child subreaper (Linux), starts the process in a session of its own,
@@ -24,6 +24,11 @@ import signal
 import sys
 import time
 
+try:
+    from . import ptree
+except ImportError:  # run as a script (what runner watch does): no package import
+    import ptree  # type: ignore[no-redef]
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -42,9 +47,7 @@ def _prctl(option: int, value: int) -> None:
 
 
 def _descendants() -> set[int]:
-    from .proc import tree_of
-
-    return tree_of([os.getpid()])
+    return ptree.tree_of([os.getpid()])
 
 
 def _reap() -> dict[int, int]:
@@ -112,8 +115,9 @@ def _start(argv: list[str], task: dict[str, str] | None) -> int:
 def _run_task(task: dict[str, str]) -> int:
     import json
 
-    from .errors import TaskError, UserError
-    from .loader import load_tasks
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from runner.errors import TaskError, UserError
+    from runner.loader import load_tasks
 
     os.chdir(task["root"])
     try:

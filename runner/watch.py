@@ -169,16 +169,12 @@ class Service:
         events: queue.SimpleQueue[tuple[Any, ...]],
     ) -> None:
         self.label = label
-        self.argv = [
-            sys.executable,
-            "-m",
-            "runner.supervise",
-            "--grace",
-            str(grace),
-            "--signal",
-            sig,
-            *supervise_args,
-        ]
+        # The supervisor runs as a script, not `-m runner.supervise`: it starts sooner
+        # without importing the runner package; a command needs no site-packages (-S).
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervise.py")
+        flags = ["-S", "-E"] if supervise_args[:1] == ["--"] else []
+        self.argv = [sys.executable, *flags, script, "--grace", str(grace), "--signal", sig,
+                     *supervise_args]
         self.grace = grace
         self.events = events
         self.proc: Any = None
@@ -221,12 +217,12 @@ class Service:
     def pid(self, wait: float = 0.5) -> int | None:
         """The pid of the supervised process (the supervisor's child), waiting up to
         `wait` seconds for the supervisor to start it."""
-        from .proc import _proc_table
+        from .ptree import read_table
 
         end = time.monotonic() + wait
         while self.proc is not None and self.proc.poll() is None:
             sup = self.proc.pid
-            kids = [p for p, (ppid, *_rest) in _proc_table().items() if ppid == sup]
+            kids = [p for p, (ppid, *_rest) in read_table().items() if ppid == sup]
             if kids:
                 return min(kids)
             if time.monotonic() > end:
