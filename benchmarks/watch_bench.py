@@ -155,9 +155,10 @@ def soak(cycles: int) -> None:
         time.sleep(0.5)
         last = proc_info(proc.pid)
         table = processes()
-        trees = sum(1 for _p, _pp, _s, cmd in table if f"sleep 2{marker}" in cmd)
-        children = sum(1 for _p, _pp, _s, cmd in table if f"sleep 1{marker}" in cmd)
-        zombies = [p for p, _pp, state, _c in table if state == "Z"]
+        trees = sum(1 for _p, _pp, _s, cmd in table if cmd.startswith(f"sleep 2{marker}"))
+        children = sum(1 for _p, _pp, _s, cmd in table if cmd.startswith(f"sleep 1{marker}"))
+        ours = {proc.pid} | {p for p, pp, _s, _c in table if pp == proc.pid}
+        zombies = [p for p, pp, state, _c in table if state == "Z" and pp in ours]
         print(f"soak: {cycles} change -> rebuild -> restart cycles")
         print(f"  after the first cycle: {first}")
         print(f"  after the last cycle:  {last}")

@@ -35,6 +35,7 @@ usage: runner [OPTIONS] [TASK [TASK-OPTIONS]]...
        runner graph [TASK...] [--format tree|mermaid|dot|json]
        runner hash TASK [TASK-OPTIONS]
        runner watch TASK [TASK-OPTIONS] [--run 'CMD'] [--restart-build] [--clear]
+       runner history [--task TASK] [--limit N] [--json]
        runner ci github [TASK...] [--output PATH] [--check]
        runner cache info|clean|prune [--max-size SIZE] [--older-than AGE]
        runner init
@@ -62,7 +63,7 @@ options:
 exit codes: 0 success, 1 a task failed, 2 usage or definition error, 130 interrupted
 """
 
-COMMANDS = ("graph", "hash", "watch")  # and `init`, handled first: it needs no tasksfile
+COMMANDS = ("graph", "hash", "watch", "history")  # and `init`, handled first: it needs no tasksfile
 # Two-word commands: built in whatever the tasks are called.
 SUBCOMMANDS = {"cache": ("info", "clean", "prune"), "ci": ("github",)}
 
@@ -93,6 +94,8 @@ class Options:
         self.output: str | None = None
         self.check = False
         self.run: str | None = None
+        self.task: str | None = None
+        self.limit: str | None = None
         self.restart_build = False
         self.restart_on_exit = False
         self.clear = False
@@ -132,6 +135,9 @@ _GLOBAL: dict[str, tuple[str, bool]] = {
     # runner ci github
     "--output": ("output", True),
     "--check": ("check", False),
+    # runner history
+    "--task": ("task", True),
+    "--limit": ("limit", True),
     # runner watch
     "--run": ("run", True),
     "--restart-build": ("restart_build", False),
@@ -265,7 +271,7 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
     if opts.directory is not None and not os.path.isdir(opts.directory):
         raise UsageError(f"-C {opts.directory}: no such directory")
     from .graph import Graph
-    from .loader import NoTasksfileError, find_project, load_tasks
+    from .loader import NoTasksfileError, find_project, load_tasks, plugin_targets
 
     if words and words[0] == "init":
         # `init` is built in, unless the project here has a task of that name.
@@ -279,13 +285,22 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
             return init_project(os.path.abspath(start), out, words[1:])
     project = find_project(start, opts.file)
     read_only = bool(
-        opts.list or opts.dry_run or opts.help or opts.no_cache
-        or (words and words[0] in ("graph", "hash", "cache"))
-        or "--help" in words or "-h" in words
+        opts.list
+        or opts.dry_run
+        or opts.help
+        or opts.no_cache
+        or (words and words[0] in ("graph", "hash", "cache", "history"))
+        or "--help" in words
+        or "-h" in words
     )
-    graph = Graph(
-        load_tasks(project.tasksfile, project.root, project.cache_dir, may_write=not read_only)
-    )
+    tasks = load_tasks(project.tasksfile, project.root, project.cache_dir, may_write=not read_only)
+    found = plugin_targets(project)
+    if found:
+        from .hooks import load as load_plugins
+
+        project.plugins = load_plugins(project, found, err)
+        tasks += project.plugins.add_tasks(project)
+    graph = Graph(tasks)
     if opts.list:
         from . import describe
 
@@ -324,6 +339,16 @@ def _command(
         return watch_command(
             opts, project, graph, invocations, _task_args(graph, order, invocations), out, err
         )
+    if name == "history":
+        from .history import history_command
+
+        _no_words(name, opts, words)
+        task = graph.resolve(opts.task).name if opts.task else None
+        try:
+            limit = int(opts.limit or 20)
+        except ValueError:
+            raise UsageError(f"--limit expects a whole number, got {opts.limit!r}") from None
+        return history_command(project.cache_dir, task, limit, opts.json, out)
     if name.startswith("cache "):
         from .maintenance import cache_command
 

@@ -84,7 +84,17 @@ class TaskFinished(Event):
     """A task is done: ran (ok, failed, cancelled), was up to date (cached, restored)
     or did not run (skipped). `saved` is the time a cache hit saved, in seconds."""
 
-    __slots__ = ("task", "status", "duration", "exit_code", "error", "cmd", "reason", "saved")
+    __slots__ = (
+        "task",
+        "status",
+        "duration",
+        "exit_code",
+        "error",
+        "cmd",
+        "reason",
+        "saved",
+        "fingerprint",
+    )
     kind = "task_finished"
 
     def __init__(
@@ -97,25 +107,46 @@ class TaskFinished(Event):
         cmd: str | None = None,
         reason: str | None = None,
         saved: float | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.task, self.status, self.duration = task, status, duration
         self.exit_code, self.error, self.cmd = exit_code, error, cmd
         self.reason, self.saved = reason, saved
+        self.fingerprint = fingerprint  # hex, for a cached task
 
     @property
     def ok(self) -> bool:
         return self.status in SUCCESS
 
 
+class CommandFinished(Event):
+    __slots__ = ("task", "cmd", "exit_code", "duration")
+    kind = "command_finished"
+
+    def __init__(self, task: str, cmd: str, exit_code: int, duration: float) -> None:
+        self.task, self.cmd, self.exit_code, self.duration = task, cmd, exit_code, duration
+
+
 class RunFinished(Event):
-    __slots__ = ("run_id", "status", "duration", "exit_code", "counts")
+    """The run is over. `critical_path`: the chain of tasks, each waiting for the one
+    before, that decided the wall time; `saved`: the time cache hits saved."""
+
+    __slots__ = ("run_id", "status", "duration", "exit_code", "counts", "critical_path", "saved")
     kind = "run_finished"
 
     def __init__(
-        self, run_id: str, status: str, duration: float, exit_code: int, counts: dict[str, int]
+        self,
+        run_id: str,
+        status: str,
+        duration: float,
+        exit_code: int,
+        counts: dict[str, int],
+        critical_path: list[str] | None = None,
+        saved: float = 0.0,
     ) -> None:
         self.run_id, self.status, self.duration = run_id, status, duration
         self.exit_code, self.counts = exit_code, counts
+        self.critical_path, self.saved = critical_path or [], saved
 
 
 class Bus:

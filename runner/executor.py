@@ -41,11 +41,13 @@ class Outcome:
         order: list[str],
         duration: float,
         interrupted: bool,
+        deps: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.results = results
         self.order = order
         self.duration = duration
         self.interrupted = interrupted
+        self.deps = deps or {}
 
     @property
     def failed(self) -> list[str]:
@@ -64,6 +66,31 @@ class Outcome:
         for r in self.results.values():
             c[r.status] = c.get(r.status, 0) + 1
         return c
+
+    @property
+    def saved(self) -> float:
+        """The time cache hits saved: what their cached runs took."""
+        return sum(r.saved or 0.0 for r in self.results.values())
+
+    def critical_path(self) -> list[str]:
+        """The chain of tasks that decided the wall time: each one waited for the one
+        before it, and the last one ended the run. (The longest path through the
+        graph, weighted by each task's duration.)"""
+        finish: dict[str, float] = {}
+        via: dict[str, str | None] = {}
+        for name in self.order:
+            before = max(self.deps.get(name, ()), key=lambda d: finish.get(d, 0.0), default=None)
+            r = self.results.get(name)
+            finish[name] = (finish[before] if before else 0.0) + (r.duration if r else 0.0)
+            via[name] = before
+        if not finish:
+            return []
+        node: str | None = max(self.order, key=lambda n: finish[n])
+        path = []
+        while node is not None:
+            path.append(node)
+            node = via[node]
+        return path[::-1]
 
 
 class _Ready:
@@ -193,7 +220,11 @@ class Executor:
                 reason = "interrupted" if self._signals else "not run: an earlier task failed"
                 self._results[name] = ev.TaskFinished(name, ev.SKIPPED, reason=reason)
         return Outcome(
-            self._results, self.order, time.monotonic() - started, interrupted=self._signals > 0
+            self._results,
+            self.order,
+            time.monotonic() - started,
+            interrupted=self._signals > 0,
+            deps={n: self.graph.deps(n) for n in self.order},
         )
 
     def _start_or_settle(self, name: str) -> ev.TaskFinished | None:
@@ -236,6 +267,9 @@ class Executor:
         """Record a task's result; True when the run must stop scheduling."""
         self._running.pop(name, None)
         self.planner.unlock(name)
+        key = self.planner.key(name)
+        if key is not None and self.graph.tasks[name].cache:
+            result.fingerprint = key.hex()
         self._results[name] = result
         self.bus.emit(result)
         ready.done(name)
@@ -336,6 +370,9 @@ class Executor:
             self.root,
             output=lambda line, stream: bus.emit(ev.TaskOutput(name, line, stream)),
             command=lambda cmd: bus.emit(ev.TaskCommand(name, cmd)),
+            command_done=lambda cmd, code, secs: bus.emit(
+                ev.CommandFinished(name, cmd, code, secs)
+            ),
             interactive=self.interactive,
             grace=self.grace,
         )

@@ -272,8 +272,11 @@ class CodeDigest:
         seen.add(id(code))
         g = getattr(fn, "__globals__", {})
         self._code(code, g, h, seen, getattr(fn, "__doc__", None))
-        h.update(_canon((getattr(fn, "__defaults__", None),
-                         getattr(fn, "__kwdefaults__", None))).encode())
+        h.update(
+            _canon(
+                (getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None))
+            ).encode()
+        )
         cells = getattr(fn, "__closure__", None) or ()
         for name, cell in zip(code.co_freevars, cells, strict=False):
             try:

@@ -8,6 +8,8 @@ from . import events as ev
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from .store import Store
 
 
@@ -36,3 +38,71 @@ class HistoryRecorder:
                 self.targets,
                 self.tasks,
             )
+
+
+def history_command(
+    cache_dir: str, task: str | None, limit: int, as_json: bool, out: TextIO
+) -> int:
+    """`runner history`: recent runs; with a task, its outcomes and durations."""
+    import os
+
+    from .store import Store
+
+    if not os.path.exists(os.path.join(cache_dir, "state.db")):
+        rows: list[dict[str, Any]] = []
+    else:
+        store = Store(cache_dir, readonly=True)
+        try:
+            rows = store.task_history(task, limit) if task else store.runs(limit)
+        finally:
+            store.close()
+    if as_json:
+        import json
+
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        out.write("no runs recorded yet\n" if not task else f"no runs of {task} recorded\n")
+        return 0
+    if task:
+        _task_table(task, rows, out)
+    else:
+        _runs_table(rows, out)
+    return 0
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _runs_table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    out.write(
+        f"{'started':<19}  {'status':<11} {'time':>8}  {'ran':>4} {'hit':>4} "
+        f"{'rest.':>5} {'fail':>4}  tasks\n"
+    )
+    for r in rows:
+        took = (r["ended"] or r["started"]) - r["started"]
+        out.write(
+            f"{_when(r['started']):<19}  {r['status'] or '?':<11} {took:>7.2f}s  "
+            f"{r['ran'] or 0:>4} {r['hits'] or 0:>4} {r['restored'] or 0:>5} "
+            f"{r['failed'] or 0:>4}  {r['targets'] or ''}\n"
+        )
+
+
+def _task_table(task: str, rows: list[dict[str, Any]], out: TextIO) -> None:
+    ran = [r["duration"] for r in rows if r["status"] in ("ok", "failed")]
+    out.write(f"{task}: last {len(rows)} runs, newest first\n")
+    longest = max(ran, default=0.0) or 1.0
+    for r in rows:
+        bar = (
+            "#" * max(1, round(20 * r["duration"] / longest))
+            if r["status"] in ("ok", "failed")
+            else ""
+        )
+        out.write(f"  {_when(r['finished'])}  {r['status']:<9} {r['duration']:>8.2f}s  {bar}\n")
+    if ran:
+        ran_sorted = sorted(ran)
+        out.write(
+            f"ran {len(ran)} times: median {ran_sorted[len(ran) // 2]:.2f}s, "
+            f"fastest {ran_sorted[0]:.2f}s, slowest {ran_sorted[-1]:.2f}s\n"
+        )

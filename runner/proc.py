@@ -82,6 +82,7 @@ class TaskContext:
         command: Callable[[str], None],
         interactive: bool = False,
         grace: float = 5.0,
+        command_done: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self.name = name
         self.grace = grace  # seconds between SIGTERM and SIGKILL
@@ -89,6 +90,7 @@ class TaskContext:
         self.root = root
         self.output = output  # (line, stream) for each line a command prints
         self.command = command  # each command as it starts
+        self.command_done = command_done  # (command, exit code, seconds) as each ends
         self.interactive = interactive  # commands may read the terminal (stdin)
         self.commands: list[str] = []
         self.partial: dict[str, str] = {}  # what print() wrote after its last newline
@@ -211,6 +213,7 @@ def sh(
         ctx.commands.append(shown)
         ctx.command(shown)
     stdin = None if (ctx is None or ctx.interactive) else subprocess.DEVNULL
+    began = time.monotonic()
     try:
         proc = subprocess.Popen(
             argv,
@@ -243,6 +246,9 @@ def sh(
         if scope is not None:
             scope.discard(proc)
     rc = proc.wait()
+    code = rc if rc >= 0 else 128 - rc
+    if ctx is not None and ctx.command_done is not None:
+        ctx.command_done(shown, 124 if timed_out else code, time.monotonic() - began)
     if scope is not None and scope.cancelled:
         raise Cancelled(scope.reason)
     text = captured.decode("utf-8", errors="replace") if capture else ""
@@ -253,7 +259,6 @@ def sh(
             cmd=shown,
             output=text or None,
         )
-    code = rc if rc >= 0 else 128 - rc
     if check and rc != 0:
         how = f"exit code {rc}" if rc > 0 else f"signal {_signame(-rc)}"
         raise TaskError(

@@ -73,5 +73,3 @@ def alive(pids: set[int]) -> set[int]:
         if raw[raw.rfind(b")") + 2 : raw.rfind(b")") + 3] != b"Z":
             live.add(pid)
     return live
-
-

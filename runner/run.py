@@ -72,6 +72,9 @@ def execute(
     parallel = jobs > 1 and not graph.is_chain(order)
     run_id = os.urandom(8).hex()
     bus = Bus()
+    plugins = project.plugins
+    if plugins is not None:  # first: a plugin's run_started may set what the log shows
+        bus.subscribe(plugins.bridge(run_id))
     renderer = make_renderer(
         out,
         err,
@@ -81,6 +84,7 @@ def execute(
         prefix=parallel,
         width=max(len(n) for n in order),
         run_id=run_id,
+        log_fields=(lambda: plugins.log_fields(run_id)) if plugins is not None else None,
     )
     bus.subscribe(renderer)
     if planner.store is not None:
@@ -105,6 +109,16 @@ def execute(
         started(executor)
     outcome = executor.run()
     status = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "ok")
-    bus.emit(RunFinished(run_id, status, outcome.duration, outcome.exit_code, outcome.counts()))
+    bus.emit(
+        RunFinished(
+            run_id,
+            status,
+            outcome.duration,
+            outcome.exit_code,
+            outcome.counts(),
+            outcome.critical_path(),
+            outcome.saved,
+        )
+    )
     renderer.summary(outcome)
     return outcome

@@ -447,6 +447,52 @@ class Store:
 
         self._guard(q)
 
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recent runs, newest first."""
+        cols = (
+            "id",
+            "started",
+            "ended",
+            "status",
+            "ran",
+            "hits",
+            "restored",
+            "failed",
+            "saved",
+            "targets",
+        )
+        rows = self._guard(
+            lambda db: db.execute(
+                f"SELECT {', '.join(cols)} FROM runs ORDER BY started DESC LIMIT ?", (limit,)
+            ).fetchall(),
+            [],
+        )
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def task_history(self, task: str, limit: int = 20) -> list[dict[str, Any]]:
+        """A task's outcomes in the most recent runs, newest first."""
+        cols = ("run_id", "status", "duration", "finished")
+        rows = self._guard(
+            lambda db: db.execute(
+                "SELECT run_id, status, duration, finished FROM task_runs WHERE task=? "
+                "ORDER BY finished DESC LIMIT ?",
+                (task, limit),
+            ).fetchall(),
+            [],
+        )
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def last_statuses(self) -> dict[str, tuple[str, float]]:
+        """Each task's status and duration in the last run that had it."""
+        rows = self._guard(
+            lambda db: db.execute(
+                "SELECT task, status, duration FROM task_runs t WHERE finished = "
+                "(SELECT max(finished) FROM task_runs u WHERE u.task = t.task)"
+            ).fetchall(),
+            [],
+        )
+        return {t: (s, d) for t, s, d in rows}
+
     # ------------------------------------------------------------ maintenance
     def info(self, last_runs: int = 20) -> dict[str, Any]:
         def q(db: sqlite3.Connection) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from . import events as ev
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TextIO
 
     from .executor import Outcome
@@ -136,6 +137,9 @@ class PlainRenderer:
                         self.out,
                         f"  {STATUS_WORD.get(r.status, r.status):<9} {name:<{w}}  {extra}".rstrip(),
                     )
+            path = critical_path_line(outcome)
+            if path:
+                self._write(self.out, path)
         failures = [outcome.results[n] for n in outcome.failed]
         if failures:
             self._write(self.err, "")
@@ -155,6 +159,20 @@ def summary_line(outcome: Outcome) -> str:
     return f"{head} in {_dur(outcome.duration)}: {', '.join(parts) or 'nothing to do'}{tail}"
 
 
+def critical_path_line(outcome: Outcome) -> str | None:
+    """`critical path: build 0.30s -> test 1.20s`, when several tasks ran."""
+    ran = [r for r in outcome.results.values() if r.status in (ev.OK, ev.FAILED)]
+    if len(ran) < 2:
+        return None
+    path = outcome.critical_path()
+    steps = " -> ".join(
+        f"{n} {_dur(outcome.results[n].duration)}"
+        for n in path
+        if outcome.results[n].status in (ev.OK, ev.FAILED)
+    )
+    return f"critical path: {steps}" if steps else None
+
+
 def failure_lines(r: ev.TaskFinished, verbose: bool) -> list[str]:
     lines = (r.error or "failed").splitlines()
     head = [f"  {r.task}: {lines[0]}"]
@@ -168,16 +186,22 @@ def failure_lines(r: ev.TaskFinished, verbose: bool) -> list[str]:
 
 
 class JsonRenderer:
-    """One JSON object per event, each with the run id and a timestamp."""
+    """One JSON object per event, each with the run id and a timestamp (and what
+    plugins add to every line, such as a trace id)."""
 
-    def __init__(self, out: TextIO, run_id: str) -> None:
+    def __init__(
+        self, out: TextIO, run_id: str, fields: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.out = out
         self.run_id = run_id
+        self.fields = fields
 
     def __call__(self, e: ev.Event) -> None:
         import json
 
         d = e.to_dict()
+        if self.fields is not None:
+            d.update(self.fields())
         d["run_id"] = self.run_id
         d["ts"] = round(time.time(), 6)
         if isinstance(d.get("duration"), float):
@@ -288,6 +312,9 @@ class LiveRenderer:
             self.console.print(table)
         else:
             self.console.print(Text(summary_line(outcome)))
+        path = critical_path_line(outcome)
+        if path:
+            self.console.print(Text(path, style="dim"))
         failures = [outcome.results[n] for n in outcome.failed]
         if failures:
             self.console.print(Text("failures:", style="bold red"))
@@ -309,9 +336,10 @@ def make_renderer(
     prefix: bool,
     width: int,
     run_id: str,
+    log_fields: Callable[[], dict[str, Any]] | None = None,
 ) -> Any:
     if log_format == "json":
-        return JsonRenderer(out, run_id)
+        return JsonRenderer(out, run_id, log_fields)
     if os.environ.get("GITHUB_ACTIONS") == "true" and not quiet:
         from .ci.report import GitHubRenderer  # groups, annotations, the job summary
 

@@ -173,8 +173,16 @@ class Service:
         # without importing the runner package; a command needs no site-packages (-S).
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervise.py")
         flags = ["-S", "-E"] if supervise_args[:1] == ["--"] else []
-        self.argv = [sys.executable, *flags, script, "--grace", str(grace), "--signal", sig,
-                     *supervise_args]
+        self.argv = [
+            sys.executable,
+            *flags,
+            script,
+            "--grace",
+            str(grace),
+            "--signal",
+            sig,
+            *supervise_args,
+        ]
         self.grace = grace
         self.events = events
         self.proc: Any = None
