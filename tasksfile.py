@@ -15,7 +15,7 @@ CODE = ["runner/**/*.py", "plugins/**/*.py", "pyproject.toml"]
 TESTS = ["tests/**/*.py", "examples/**"]
 
 
-@task(inputs=[*CODE, "tests/**/*.py", "tasksfile.py", "benchmarks/**/*.py"])
+@task(inputs=[*CODE, "tests/**/*.py", "tasksfile.py", "benchmarks/**/*.py"], ci=True)
 def lint():
     """Lint (ruff) and type-check (mypy) the code."""
     sh([PY, "-m", "ruff", "check", "runner", "plugins", "tests", "benchmarks", "tasksfile.py"])
@@ -23,7 +23,9 @@ def lint():
     sh([PY, "-m", "mypy"])
 
 
-@task(inputs=[*CODE, *TESTS], env=["PYTEST_ADDOPTS"], timeout=1800)
+@task(inputs=[*CODE, *TESTS, "tasksfile.py", ".github/workflows/*.yml"],
+      env=["PYTEST_ADDOPTS"], timeout=1800,
+      ci={"dispatch": True})
 def test(k: str = "", verbose: bool = False):
     """Run the whole test suite (or the tests matching -k)."""
     sh([PY, "-m", "pytest", "-q" if not verbose else "-v", "-p", "no:cacheprovider",

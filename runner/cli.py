@@ -431,7 +431,13 @@ def _planner(opts: Options, project: Project, graph: Graph, err: TextIO, *, read
     from .run import make_planner
 
     return make_planner(
-        project, graph, err, no_cache=opts.no_cache, force=opts.force, readonly=readonly
+        project,
+        graph,
+        err,
+        no_cache=opts.no_cache,
+        force=opts.force,
+        readonly=readonly,
+        remote_cache=opts.remote_cache,
     )
 
 

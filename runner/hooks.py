@@ -102,10 +102,9 @@ class HookSpecs:
 
     @hookspec
     def runner_cache_backends(self, project: Project) -> list[Any]:  # type: ignore[empty-body]
-        """Cache backends to share outputs through: objects with
-        `fetch(key: str, dest_dir: str) -> list[str] | None` (the files of the entry
-        written under dest_dir, or None on a miss) and
-        `store(key: str, files: dict[str, str]) -> None` (relative path -> local file)."""
+        """Remote caches to share outputs through: key-value stores of bytes, objects
+        with `get(name: str) -> bytes | None` (None: not there) and
+        `put(name: str, data: bytes) -> None` (see runner.remote)."""
 
     @hookspec
     def runner_ci_job(self, task: str, job: dict[str, Any]) -> None:

@@ -67,10 +67,12 @@ class Planner:
         *,
         force: bool = False,
         dry_run: bool = False,
+        remote: Any = None,
         environ: Mapping[str, str] | None = None,
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.graph = graph
+        self.remote = remote  # runner.remote.Remote: shared caches, or None
         self.project = project
         self.root = project.root
         self.store = store
@@ -240,6 +242,12 @@ class Planner:
             entry = {"outputs": rec["outputs"], "duration": rec.get("duration", 0.0)}
         elif self.store is not None:
             entry = self.store.entry(new.key)
+        if entry is None and self.remote:
+            if self.dry_run:
+                if self.remote.entry(new.key) is not None:
+                    return Decision(RESTORE, ["its outputs are in the remote cache"])
+            else:
+                entry = self._from_remote(name, new.key)
         if entry is None:
             return Decision(RUN, fp.describe_changes(rec, new, deps))
         return self._check_outputs(name, task, new, rec, entry)
@@ -304,6 +312,23 @@ class Planner:
             # the entry was last used (for `cache prune`).
             self._pending[name] = self._updated_record(name, new, entry, found)
         return Decision(SKIP, ["up to date"], saved=entry["duration"])
+
+    def _from_remote(self, name: str, key: bytes) -> dict[str, Any] | None:
+        """A remote cache's entry for this fingerprint, brought into the local store
+        (its blobs checked against their digests); None if no backend has all of it."""
+        assert self.store is not None and self.remote is not None
+        found = self.remote.entry(key)
+        if found is None:
+            return None
+        backend, entry = found
+        for _p, d, _m, _s in entry["outputs"]:
+            if not self.store.has_blob(d):
+                data = self.remote.blob(backend, d)
+                if data is None:
+                    return None  # incomplete or damaged over there: a miss
+                self.store.put_blob_bytes(data, d)
+        self.store.put_entry(key, name, entry["outputs"], entry["duration"])
+        return entry
 
     def _updated_record(
         self, name: str, new: fp.Fingerprint, entry: dict[str, Any], outputs: fp.FileSet
@@ -388,6 +413,8 @@ class Planner:
             self.store.put_blob(os.path.join(self.root, p), d)
             outputs.append((p, d, mode, sizes[4 * i + 1]))
         self.store.put_entry(new.key, name, outputs, duration)
+        if self.remote:
+            self.remote.push(new.key, outputs, duration, self.store.blob_path)
         entry = {"outputs": outputs, "duration": duration}
         self._save(name, self._updated_record(name, new, entry, made))
         return None

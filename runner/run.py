@@ -24,7 +24,10 @@ def make_planner(
     no_cache: bool = False,
     force: bool = False,
     readonly: bool = False,
+    remote_cache: str | None = None,
 ) -> Planner:
+    """The planner of a run: the local store (unless --no-cache) and the remote caches
+    (the URL given or configured, and those plugins add)."""
     from .plan import Planner
     from .store import Store
 
@@ -32,7 +35,13 @@ def make_planner(
         err.write(f"runner: warning: {message}\n")
 
     store = None if no_cache else Store(project.cache_dir, readonly=readonly, warn=warn)
-    return Planner(graph, project, store, force=force, dry_run=readonly, warn=warn)
+    remote = None
+    if store is not None:
+        from .remote import Remote, backends
+
+        found = backends(project, remote_cache)
+        remote = Remote(found, warn) if found else None
+    return Planner(graph, project, store, force=force, dry_run=readonly, remote=remote, warn=warn)
 
 
 def cpu_count() -> int:

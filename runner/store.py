@@ -327,6 +327,21 @@ class Store:
             _remove(tmp)
             raise
 
+    def put_blob_bytes(self, data: bytes, d: bytes) -> None:
+        """Store content whose digest the caller checked (a blob from a remote cache)."""
+        dest = self.blob_path(d)
+        if os.path.exists(dest):
+            return
+        tmp = self._tmp_name()
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            os.replace(tmp, dest)
+        except OSError as e:
+            _remove(tmp)
+            raise StoreError(f"cannot store a blob in the cache: {e.strerror or e}") from None
+
     def restore_blobs(self, outputs: list[tuple[str, bytes, int, int]], root: str) -> bool:
         """Put each output in place from its blob, all or nothing: every blob is
         copied and checked into a temporary file beside its target first; only when all

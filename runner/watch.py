@@ -449,6 +449,7 @@ class WatchSession:
                 self.err,
                 no_cache=self.opts.no_cache,
                 force=self.opts.force,
+                remote_cache=self.opts.remote_cache,
             )
             try:
                 outcome = execute(

@@ -297,3 +297,178 @@ def run_in_pty(project: Project, *args: str, env: dict[str, str] | None = None,
             proc.wait()
         os.close(master)
     return code, b"".join(chunks).decode("utf-8", errors="replace")
+
+
+# ---------------------------------------------------------------- runner watch
+# Helpers for test_watch: a `runner watch` running in the background, its output as it
+# comes, and what it watches and owns, read from /proc.
+
+
+class Watching:
+    """A running `runner watch ARGS...`: its output lines (stdout and stderr, each
+    collected by a thread) and ways to wait for them. Use it as a context manager: on
+    the way out a watch still running is killed."""
+
+    def __init__(self, project: Project, *args: str, env: dict[str, str] | None = None,
+                 new_session: bool = False) -> None:
+        self.project = project
+        self.proc = project.popen("watch", *args, env=env or clean_env(),
+                                  start_new_session=new_session)
+        self.pid = self.proc.pid
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+
+    @staticmethod
+    def _read(stream: object, into: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            into.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.out + self.err)
+
+    def count(self, text: str) -> int:
+        """How many lines (stdout and stderr) contain `text`."""
+        return sum(text in line for line in self.out + self.err)
+
+    def lines_with(self, text: str) -> list[str]:
+        return [line for line in self.out + self.err if text in line]
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 20.0) -> list[str]:
+        """Wait until `count` lines contain `text`; those lines. Fails early if watch
+        exits meanwhile."""
+        def seen() -> bool:
+            return self.count(text) >= count or self.proc.poll() is not None
+        poll(seen, timeout)
+        if self.count(text) < count:
+            state = "runs" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+            raise AssertionError(f"wanted {count} line(s) with {text!r}; watch {state}; "
+                                 f"output:\n{self.output}")
+        return self.lines_with(text)
+
+    def ready(self, *dirs: str, timeout: float = 20.0) -> None:
+        """Wait for the first build's status line and for inotify watches on `dirs`
+        (relative to the project root; "" is the root itself)."""
+        self.wait_for("[watch] watching", timeout=timeout)
+        want = set(dirs)
+        ok = poll(lambda: want <= watched_dirs(self.pid, self.project.root), timeout)
+        assert ok, f"not watching {want - watched_dirs(self.pid, self.project.root)}"
+
+    def settle(self, *files: str, quiet: float = 1.0, timeout: float = 30.0) -> None:
+        """Wait until neither the output nor these files (relative to the project) have
+        changed for `quiet` seconds."""
+        def snapshot() -> tuple[object, ...]:
+            sizes = []
+            for rel in files:
+                try:
+                    sizes.append((self.project.root / rel).stat().st_size)
+                except FileNotFoundError:
+                    sizes.append(-1)
+            return (len(self.out), len(self.err), *sizes)
+
+        end = time.monotonic() + timeout
+        last, since = snapshot(), time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            now = snapshot()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+        raise AssertionError(f"still busy after {timeout}s; output:\n{self.output}")
+
+    def interrupt(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        """Send `sig` (to watch's whole process group when it was started in a session of
+        its own, as a terminal's Ctrl-C does) and wait for the exit code."""
+        if self.proc.poll() is None:
+            if self.proc.pid == os.getpgid(self.proc.pid):
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        for t in self._readers:
+            t.join(timeout=5)
+        return code
+
+    def __enter__(self) -> Watching:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            with contextlib.suppress(Exception):
+                self.proc.wait(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(Exception):
+                stream.close()  # type: ignore[union-attr]
+
+
+def watched_dirs(pid: int, root: Path) -> set[str]:
+    """The directories under `root` (relative, "" for root) that process `pid` holds an
+    inotify watch on, read from /proc/PID/fdinfo; "?INODE" for a watch outside root."""
+    inodes: dict[int, str] = {}
+    for dirpath, _dirs, _files in os.walk(root):
+        with contextlib.suppress(OSError):
+            rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            inodes[os.stat(dirpath).st_ino] = "" if rel == "." else rel
+    found: set[str] = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("inotify wd:"):
+                ino = int(line.split(" ino:")[1].split()[0], 16)
+                found.add(inodes.get(ino, f"?{ino}"))
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live or dead process below `pid` (children, theirs, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        ppid = int(raw[raw.rfind(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    found: set[int] = set()
+    stack = list(children.get(pid, ()))
+    while stack:
+        p = stack.pop()
+        if p not in found:
+            found.add(p)
+            stack.extend(children.get(p, ()))
+    return found
+
+
+def zombies_below(pid: int) -> set[int]:
+    """The descendants of `pid` that have exited and were not reaped (state Z)."""
+    return {p for p in descendants(pid) if _state(p) == "Z"}
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live (non-zombie) processes whose command line contains `text` anywhere."""
+    return [p for p in _processes_mentioning(text) if _state(p) not in (None, "Z")]
+
+
+def pid_alive(pid: int) -> bool:
+    """Does `pid` run (not a zombie)?"""
+    return _state(pid) not in (None, "Z")

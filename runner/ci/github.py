@@ -1,0 +1,1064 @@
+"""`runner ci github`: the task graph as a GitHub Actions workflow.
+
+    graph ──plan_jobs──▶ [Job] ──workflow_document──▶ dicts and lists ──to_yaml──▶ text
+
+Each CI task becomes a job that checks out the code, sets up Python, runs the install
+command, restores runner's cache under a key made of the task's fingerprint, and then runs
+`runner TASK`: the command a developer types. Its deps that are not jobs of their own run
+inside it. The text depends on nothing but the graph, the tasks' `ci=` settings and
+`[tool.runner.github]`, so the same graph always gives the same bytes and `--check` can
+compare them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EXIT_OK, EXIT_TASK_FAILED, ConfigError, TaskDefinitionError, UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import TextIO
+
+    from ..graph import Graph
+    from ..loader import Project
+    from ..tasks import Param, Task
+
+
+@dataclass(frozen=True)
+class Pin:
+    """An action at a full commit SHA: a tag can be moved to other code, a commit cannot."""
+
+    action: str
+    sha: str
+    version: str
+
+    @property
+    def uses(self) -> Commented:
+        return Commented(f"{self.action}@{self.sha}", self.version)
+
+
+# Every action the generated workflows use. Bump a SHA and its version together (the
+# version is only the comment a reader and dependabot see; the SHA is what runs).
+PINS = {
+    "checkout": Pin("actions/checkout", "08c6903cd8c0fde910a37f88322edcfb5dd907a8", "v5.0.0"),
+    "setup-python": Pin(
+        "actions/setup-python", "e797f83bcb11b83ae66e0230d6156d7c80228e7c", "v6.0.0"
+    ),
+    "cache-restore": Pin(
+        "actions/cache/restore", "0057852bfaa89a56745cba8c7296529d2fc39830", "v4.3.0"
+    ),
+    "cache-save": Pin("actions/cache/save", "0057852bfaa89a56745cba8c7296529d2fc39830", "v4.3.0"),
+}
+
+GATE_ID = "all-green"
+GATE_MINUTES = 5
+SETUP_MINUTES = 10  # checkout, Python, install and the cache, on top of the tasks' timeouts
+DEFAULT_JOB_MINUTES = 30  # for a job none of whose tasks declares a timeout
+DEFAULT_ON: dict[str, Any] = {
+    "push": {"branches": ["main"]},
+    "pull_request": None,
+    "workflow_dispatch": None,
+}
+# Pull requests share a group per PR, so a new push cancels the run it supersedes; every
+# other run gets a group of its own, so nothing on the default branch is ever cancelled
+# (nor left pending behind another run, which GitHub would also cancel).
+CONCURRENCY = {
+    "group": "${{ github.workflow }}-"
+    "${{ github.event_name == 'pull_request' && github.ref || github.run_id }}",
+    "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
+}
+# A cache written by a pull request could be restored by the default branch's runs
+# (cache poisoning); one written by the default branch is what every branch starts from.
+ON_DEFAULT_BRANCH = (
+    "github.event_name == 'schedule' || "
+    "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+)
+PERMISSION_LEVELS = ("none", "read", "write")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MATRIX_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+# ---------------------------------------------------------------- the tasks' ci= settings
+
+
+@dataclass(frozen=True)
+class TaskCi:
+    """A task's `ci=` settings, checked: what its job looks like on GitHub Actions."""
+
+    runs_on: str | tuple[str, ...] | None = None
+    matrix: dict[str, Any] | None = None
+    secrets: tuple[str, ...] = ()
+    env: dict[str, Any] = field(default_factory=dict)
+    timeout_minutes: int | None = None
+    setup: tuple[str, ...] = ()  # `needs_setup`: commands to run before the task
+    permissions: dict[str, str] = field(default_factory=dict)
+    dispatch: tuple[str, ...] = ()  # parameters offered as workflow_dispatch inputs
+    condition: str | None = None
+    services: dict[str, Any] | None = None
+    environment: str | dict[str, Any] | None = None
+
+
+def read_task_ci(task: Task) -> TaskCi:
+    """Check a task's `ci=` mapping (its keys were checked by `@task`)."""
+    ci = task.ci
+
+    def fail(key: str, problem: str) -> UserError:
+        return TaskDefinitionError(task.name, "ci", f"{key}: {problem}").located(
+            task.file, task.line
+        )
+
+    matrix = _matrix(ci.get("matrix"), fail)
+    params = {p.name: p for p in task.params}
+    from_matrix = {_param_of(key, params) for key in matrix_keys(matrix)} - {None}
+    for p in task.params:
+        if p.required and p.name not in from_matrix:
+            raise fail("matrix", f"option {p.option} is required: give it values in the matrix")
+    runs_on = _runs_on(ci.get("runs-on"), fail)
+    for key in matrix_keys(matrix):
+        variable = matrix_variable(key)
+        # The legs of a matrix share their cache: a value that reaches the task through
+        # a variable must be part of its fingerprint, or one leg's result would pass
+        # for another's (a false cache hit).
+        used = key in ("python-version", runner_matrix_key(runs_on, matrix))
+        if not used and _param_of(key, params) is None and variable not in task.env:
+            raise fail(
+                "matrix",
+                f"{key!r} reaches the task as ${variable}: declare it with "
+                f"@task(env=[{variable!r}]) so that each value has its own cache entry",
+            )
+    return TaskCi(
+        runs_on=runs_on,
+        matrix=matrix,
+        secrets=_names("secrets", ci.get("secrets", ()), fail),
+        env=_env(ci.get("env", {}), fail),
+        timeout_minutes=_minutes(ci.get("timeout-minutes"), fail),
+        setup=_commands(ci.get("needs_setup", ()), fail),
+        permissions=_permissions(ci.get("permissions", {}), fail),
+        dispatch=_dispatch(ci.get("dispatch", False), params, from_matrix, fail),
+        condition=_expression(_text("if", ci.get("if"), fail)),
+        services=_mapping("services", ci.get("services"), fail),
+        environment=_environment(ci.get("environment"), fail),
+    )
+
+
+def _runs_on(value: Any, fail: Any) -> str | tuple[str, ...] | None:
+    if value is None or isinstance(value, str) and value:
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise fail("runs-on", f"expected a runner label or a list of labels, got {value!r}")
+
+
+def _matrix(value: Any, fail: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise fail("matrix", f"expected a mapping of names to lists of values, got {value!r}")
+    for key, values in value.items():
+        if not isinstance(key, str) or not MATRIX_KEY.match(key):
+            raise fail("matrix", f"{key!r} is not a valid matrix name")
+        if not isinstance(values, list) or not values:
+            raise fail("matrix", f"{key}: expected a non-empty list, got {values!r}")
+        rows = values if key in ("include", "exclude") else [{key: v} for v in values]
+        for row in rows:
+            if not isinstance(row, dict) or not all(_is_scalar(v) for v in row.values()):
+                raise fail("matrix", f"{key}: expected plain values, got {row!r}")
+    return dict(value)
+
+
+def matrix_keys(matrix: dict[str, Any] | None) -> list[str]:
+    """The names a matrix defines, including those only `include` adds."""
+    if not matrix:
+        return []
+    keys = [k for k in matrix if k not in ("include", "exclude")]
+    for row in matrix.get("include", ()):
+        keys += [k for k in row if k not in keys]
+    return keys
+
+
+def runner_matrix_key(runs_on: object, matrix: dict[str, Any] | None) -> str | None:
+    """The matrix name that chooses the runner (`runs-on`, else `os`), unless `runs-on`
+    is set: then `os` is a value like any other. (The cache key holds the runner's OS.)"""
+    keys = matrix_keys(matrix)
+    if runs_on:
+        return None
+    return next((k for k in ("runs-on", "os") if k in keys), None)
+
+
+def matrix_variable(key: str) -> str:
+    """The environment variable a matrix value that is not an option reaches the task by."""
+    return key.upper().replace("-", "_")
+
+
+def _param_of(key: str, params: dict[str, Param]) -> str | None:
+    """The task parameter a matrix name sets (`dry-run` and `dry_run` both name dry_run)."""
+    name = key.replace("-", "_")
+    return name if name in params else None
+
+
+def _names(key: str, value: Any, fail: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise fail(key, f"expected a list of names, got {value!r}")
+    for name in items:
+        if not isinstance(name, str) or not NAME.match(name) or name.upper().startswith("GITHUB_"):
+            raise fail(key, f"{name!r} is not a valid secret name")
+    return tuple(dict.fromkeys(items))
+
+
+def _env(value: Any, fail: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise fail("env", f"expected a mapping of variable names to values, got {value!r}")
+    for name, v in value.items():
+        if not isinstance(name, str) or not NAME.match(name):
+            raise fail("env", f"{name!r} is not a valid variable name")
+        if not _is_scalar(v) or v is None:
+            raise fail("env", f"{name}: expected a string or a number, got {v!r}")
+    return dict(value)
+
+
+def _minutes(value: Any, fail: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise fail("timeout-minutes", f"expected a whole number of minutes, got {value!r}")
+    return value
+
+
+def _commands(value: Any, fail: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(c, str) and c for c in items):
+        raise fail("needs_setup", f"expected a shell command or a list of them, got {value!r}")
+    return tuple(items)
+
+
+def _permissions(value: Any, fail: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise fail("permissions", f"expected a mapping of scopes to levels, got {value!r}")
+    for scope, level in value.items():
+        if level not in PERMISSION_LEVELS:
+            raise fail("permissions", f"{scope}: expected read, write or none, got {level!r}")
+    return dict(value)
+
+
+def _dispatch(
+    value: Any, params: dict[str, Param], from_matrix: set[str | None], fail: Any
+) -> tuple[str, ...]:
+    if value is False:
+        return ()
+    if value is True:
+        return tuple(n for n in params if n not in from_matrix)
+    names = _names("dispatch", value, fail) if isinstance(value, (list, tuple, str)) else None
+    if names is None:
+        raise fail("dispatch", f"expected True or a list of option names, got {value!r}")
+    chosen = [n.replace("-", "_") for n in names]
+    for name in chosen:
+        if name not in params:
+            raise fail("dispatch", f"the task has no option {name!r}")
+        if name in from_matrix:
+            raise fail("dispatch", f"option {name!r} is already set by the matrix")
+    return tuple(chosen)
+
+
+def _text(key: str, value: Any, fail: Any) -> str | None:
+    if value is None or isinstance(value, str) and value.strip():
+        return value
+    raise fail(key, f"expected an expression, got {value!r}")
+
+
+def _expression(text: str | None) -> str | None:
+    """An `if:` without its `${{ }}`, so that it can be combined with other conditions."""
+    if text is not None and text.startswith("${{") and text.endswith("}}"):
+        return text[3:-2].strip()
+    return text
+
+
+def _mapping(key: str, value: Any, fail: Any) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise fail(key, f"expected a mapping, got {value!r}")
+
+
+def _environment(value: Any, fail: Any) -> str | dict[str, Any] | None:
+    if value is None or isinstance(value, (str, dict)) and value:
+        return value
+    raise fail("environment", f"expected an environment name or mapping, got {value!r}")
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the workflow goes and what every job shares, from `[tool.runner.github]`."""
+
+    name: str
+    on: dict[str, Any]
+    python_version: str
+    install: str
+    runs_on: str | tuple[str, ...]
+    output: str  # the workflow file, relative to the project root
+    tasksfile: str  # relative to the project root
+    working_directory: str  # the project root, relative to the repository root ('' = it)
+    cache_path: str  # runner's cache directory, relative to the repository root
+    regenerate: str  # the command that writes this file
+
+
+def read_settings(project: Project, output: str | None, targets: list[str]) -> Settings:
+    table = project.config.table("github")
+    path = (output or table["output"]).replace(os.sep, "/")
+    absolute = os.path.normpath(os.path.join(project.root, path))
+    repository = _repository_root(absolute, project.root)
+    workdir = os.path.relpath(project.root, repository).replace(os.sep, "/")
+    workdir = "" if workdir == "." else workdir
+    cache = project.config.cache_dir.replace(os.sep, "/")
+    command = " ".join(["runner ci github", *targets])
+    if output and output != table["output"]:
+        command += f" --output {output}"
+    runs_on = table["runs-on"]
+    return Settings(
+        name=os.path.splitext(os.path.basename(path))[0],
+        on=_read_on(table["on"], project),
+        python_version=table["python-version"] or _python_from_requires(project.root),
+        install=table["install"] or _default_install(project.root),
+        runs_on=runs_on if isinstance(runs_on, str) else tuple(runs_on),
+        output=path,
+        tasksfile=os.path.relpath(project.tasksfile, project.root).replace(os.sep, "/"),
+        working_directory=workdir,
+        cache_path=f"{workdir}/{cache}" if workdir else cache,
+        regenerate=command,
+    )
+
+
+def _repository_root(workflow: str, project_root: str) -> str:
+    """The directory whose `.github/workflows/` holds the workflow file; the project
+    root when the file lives elsewhere."""
+    workflows = os.path.dirname(workflow)
+    dot_github = os.path.dirname(workflows)
+    if os.path.basename(workflows) == "workflows" and os.path.basename(dot_github) == ".github":
+        return os.path.dirname(dot_github)
+    return project_root
+
+
+def _read_on(value: Any, project: Project) -> dict[str, Any]:
+    if value is None:
+        return _copy(DEFAULT_ON)
+    if isinstance(value, str):
+        return {value: None}
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return dict.fromkeys(value)
+    if isinstance(value, dict):
+        return _copy(value)
+    raise ConfigError(
+        "github.on",
+        f"expected an event, a list of events or a table, got {value!r}",
+        file=project.config.file,
+    )
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _pyproject(root: str) -> dict[str, Any]:
+    path = os.path.join(root, "pyproject.toml")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+    with open(path, "rb") as f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError:
+            return {}  # the config loader has already reported what matters in it
+
+
+def _python_from_requires(root: str) -> str:
+    """The oldest Python that `requires-python` allows (`>=3.10` -> 3.10), else 3.x."""
+    spec = _pyproject(root).get("project", {}).get("requires-python", "")
+    found = re.search(r"(?:>=|~=|==)\s*(\d+\.\d+)", str(spec))
+    return found.group(1) if found else "3.x"
+
+
+def _default_install(root: str) -> str:
+    """The project's own install command: with its `dev` extra when it has one."""
+    project = _pyproject(root).get("project", {})
+    if "dev" in project.get("optional-dependencies", {}):
+        return "python -m pip install -e '.[dev]'"
+    has_setup = any(os.path.isfile(os.path.join(root, f)) for f in ("setup.py", "setup.cfg"))
+    if not project and not has_setup and os.path.isfile(os.path.join(root, "requirements.txt")):
+        return "python -m pip install -r requirements.txt"
+    return "python -m pip install -e ."
+
+
+# ---------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One task as a GitHub Actions job."""
+
+    id: str
+    task: Task
+    ci: TaskCi
+    needs: tuple[str, ...]  # job ids: the nearest jobs among its deps, transitively reduced
+    inside: tuple[Task, ...]  # the task and its deps that are not jobs: they run here only
+    inside_ci: tuple[TaskCi, ...]  # their ci= settings (their secrets and env come along)
+    timeout_minutes: int
+    crons: frozenset[str]  # the task schedules this job runs on (its own and its dependents')
+    on_every_event: bool  # False: it runs only on its schedules (and when dispatched)
+
+
+def choose_job_tasks(graph: Graph, targets: list[str]) -> list[str]:
+    """The tasks named on the command line; else those marked with `ci=` or `schedule=`;
+    else the default task."""
+    if targets:
+        return list(dict.fromkeys(graph.resolve(t).name for t in targets))
+    marked = [n for n, t in graph.tasks.items() if t.ci or t.schedule]
+    if marked:
+        return marked
+    if graph.default is not None:
+        return [graph.default]
+    raise UserError(
+        "no task to run in CI: name tasks (`runner ci github TASK...`), mark them with "
+        "@task(ci=...), or make one the default"
+    )
+
+
+def plan_jobs(graph: Graph, names: list[str]) -> list[Job]:
+    """Jobs for these tasks, deps first."""
+    order = [n for n in graph.select(sorted(names)) if n in names]
+    ids = job_ids(order)
+    cis = {n: read_task_ci(graph.tasks[n]) for n in order}
+    needs = reduce_needs({n: nearest_jobs(graph, n, set(order)) for n in order}, order)
+    crons, every = _schedules(graph, order, needs)
+    jobs = []
+    for name in order:
+        closure = graph.select([name])
+        inside = tuple(graph.tasks[t] for t in closure if t == name or t not in ids)
+        for t in inside[:-1]:
+            if any(p.required for p in t.params):
+                raise UserError(f"task '{t.name}' needs an option, so job '{name}' cannot run it")
+        jobs.append(
+            Job(
+                id=ids[name],
+                task=graph.tasks[name],
+                ci=cis[name],
+                needs=tuple(ids[d] for d in needs[name]),
+                inside=inside,
+                inside_ci=tuple(cis.get(t.name) or read_task_ci(t) for t in inside),
+                timeout_minutes=cis[name].timeout_minutes or _minutes_for(graph, closure),
+                crons=frozenset(crons[name]),
+                on_every_event=every[name],
+            )
+        )
+    return jobs
+
+
+def job_ids(names: Iterable[str]) -> dict[str, str]:
+    """A valid, unique job id for each task name (`docs:build` -> `docs_build`); the
+    task name stays the job's `name:`."""
+    taken = {GATE_ID}
+    ids = {}
+    for name in sorted(names):
+        base = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+        base = base if re.match(r"[A-Za-z_]", base) else "_" + base
+        candidate, n = base, 1
+        while candidate.lower() in taken:  # GitHub compares job ids without case
+            n += 1
+            candidate = f"{base}-{n}"
+        taken.add(candidate.lower())
+        ids[name] = candidate
+    return ids
+
+
+def nearest_jobs(graph: Graph, name: str, jobs: set[str]) -> set[str]:
+    """The jobs among a task's deps, looking through deps that are not jobs."""
+    found: set[str] = set()
+    seen: set[str] = set()
+    stack = list(graph.deps(name))
+    while stack:
+        dep = stack.pop()
+        if dep in seen:
+            continue
+        seen.add(dep)
+        if dep in jobs:
+            found.add(dep)
+        else:
+            stack.extend(graph.deps(dep))
+    return found
+
+
+def reduce_needs(direct: dict[str, set[str]], order: list[str]) -> dict[str, list[str]]:
+    """Drop each need that another need already implies (a transitive reduction), and
+    keep the rest in run order."""
+    reach: dict[str, set[str]] = {}
+    for name in order:  # deps first, so each need's reach is known
+        reach[name] = set(direct[name]).union(*(reach[d] for d in direct[name]))
+    return {
+        name: [
+            d
+            for d in order
+            if d in direct[name]
+            and not any(d in reach[other] for other in direct[name] if other != d)
+        ]
+        for name in order
+    }
+
+
+def _schedules(
+    graph: Graph, order: list[str], needs: dict[str, list[str]]
+) -> tuple[dict[str, set[str]], dict[str, bool]]:
+    """When each job runs: a scheduled task's job on its cron, any other on every event;
+    and a job runs whenever a job that needs it does."""
+    crons = {n: {graph.tasks[n].schedule} if graph.tasks[n].schedule else set() for n in order}
+    every = {n: not graph.tasks[n].schedule for n in order}
+    for name in reversed(order):  # dependents first
+        for dep in needs[name]:
+            crons[dep] |= crons[name]
+            every[dep] = every[dep] or every[name]
+    return {n: {c for c in crons[n] if c} for n in order}, every
+
+
+def _minutes_for(graph: Graph, closure: list[str]) -> int:
+    seconds = sum(graph.tasks[n].timeout or 0 for n in closure)
+    return math.ceil(seconds / 60) + SETUP_MINUTES if seconds else DEFAULT_JOB_MINUTES
+
+
+# ---------------------------------------------------------------- the workflow document
+
+
+def workflow_document(
+    jobs: list[Job], settings: Settings, adjust: Callable[[str, dict[str, Any]], Any] | None = None
+) -> dict[str, Any]:
+    """The workflow as plain data, keys in the order a reader expects them. `adjust`
+    (task name, job document) may change each task's job in place (plugins'
+    `runner_ci_job`)."""
+    all_crons = sorted({c for job in jobs for c in job.crons})
+    defaults: dict[str, Any] = {"shell": "bash"}  # the same scripts on every runner OS
+    if settings.working_directory:
+        defaults["working-directory"] = settings.working_directory
+    documents = {job.id: job_document(job, settings, all_crons) for job in jobs}
+    if adjust is not None:
+        for job in jobs:
+            adjust(job.task.name, documents[job.id])
+    documents[GATE_ID] = gate_document(jobs, settings)
+    return {
+        "name": settings.name,
+        "on": triggers(jobs, settings, all_crons),
+        "permissions": {},  # each job asks for what it needs
+        "concurrency": CONCURRENCY,
+        "defaults": {"run": defaults},
+        "jobs": documents,
+    }
+
+
+def triggers(jobs: list[Job], settings: Settings, crons: list[str]) -> dict[str, Any]:
+    """`on:` from the settings, plus the tasks' schedules and dispatch inputs."""
+    on = _copy(settings.on)
+    if crons:
+        schedule = on.get("schedule") or []
+        on["schedule"] = schedule + [{"cron": c} for c in crons if {"cron": c} not in schedule]
+    inputs = {name: spec for job in jobs for name, spec in dispatch_inputs(job).items()}
+    if inputs:
+        dispatch = on.get("workflow_dispatch") or {}
+        on["workflow_dispatch"] = {**dispatch, "inputs": {**dispatch.get("inputs", {}), **inputs}}
+    return on
+
+
+def dispatch_inputs(job: Job) -> dict[str, Any]:
+    """A workflow_dispatch input for each option the task offers (`ci={"dispatch": ...}`)."""
+    inputs = {}
+    for param in _params(job.task, job.ci.dispatch):
+        # A number goes in as a string (runner checks it): "number" inputs are newer
+        # than the linters in use, and GitHub takes any text for them anyway.
+        boolean = param.type is bool
+        spec: dict[str, Any] = {
+            "description": f"runner {job.task.name} {param.option}",
+            "type": "boolean" if boolean else "string",
+        }
+        if param.default is not None:
+            spec["default"] = param.default if boolean else str(param.default)
+        inputs[_input_id(job, param)] = spec
+    return inputs
+
+
+def _params(task: Task, names: Iterable[str]) -> list[Param]:
+    chosen = set(names)
+    return [p for p in task.params if p.name in chosen]
+
+
+def _input_id(job: Job, param: Param) -> str:
+    return f"{job.id}-{param.option[2:]}"
+
+
+def _option_variable(param: Param) -> str:
+    return "TASK_OPTION_" + param.name.upper()
+
+
+def job_document(job: Job, settings: Settings, all_crons: list[str]) -> dict[str, Any]:
+    ci = job.ci
+    doc: dict[str, Any] = {"name": job.task.name}
+    if job.needs:
+        doc["needs"] = list(job.needs)
+    condition = _condition(job, all_crons)
+    if condition:
+        doc["if"] = condition
+    doc["runs-on"] = _job_runs_on(job, settings)
+    doc["timeout-minutes"] = job.timeout_minutes
+    doc["permissions"] = _job_permissions(job)
+    if ci.environment:
+        doc["environment"] = ci.environment
+    if ci.matrix:
+        doc["strategy"] = {"matrix": ci.matrix}
+    if ci.services:
+        doc["services"] = ci.services
+    env = _job_env(job)
+    if env:
+        doc["env"] = env
+    doc["steps"] = job_steps(job, settings)
+    return doc
+
+
+def _condition(job: Job, all_crons: list[str]) -> str | None:
+    """Which events run the job, when some tasks have schedules: a scheduled run runs
+    only the jobs of its schedule (and what they need)."""
+    parts = []
+    if all_crons and job.on_every_event:
+        parts += [f"github.event.schedule != {_quoted(c)}" for c in all_crons if c not in job.crons]
+    elif all_crons:
+        crons = " || ".join(f"github.event.schedule == {_quoted(c)}" for c in sorted(job.crons))
+        parts.append(f"github.event_name == 'workflow_dispatch' || {crons}")
+    if job.ci.condition:
+        parts.append(job.ci.condition)
+    if len(parts) > 1:
+        return " && ".join(f"({p})" if "||" in p else p for p in parts)
+    return parts[0] if parts else None
+
+
+def _quoted(text: str) -> str:
+    """A string literal of GitHub's expression language."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _job_runs_on(job: Job, settings: Settings) -> str | list[str]:
+    key = runner_matrix_key(job.ci.runs_on, job.ci.matrix)
+    runs_on = job.ci.runs_on or (f"${{{{ matrix.{key} }}}}" if key else settings.runs_on)
+    return runs_on if isinstance(runs_on, str) else list(runs_on)
+
+
+def _job_permissions(job: Job) -> dict[str, Any]:
+    """Read access to the code, and what the tasks that run here ask for, each with a
+    comment naming the task that asked (a reviewer's first question)."""
+    levels = {"contents": "read"}
+    askers: dict[str, list[str]] = {}
+    for task, task_ci in zip(job.inside, job.inside_ci, strict=True):
+        for scope, level in task_ci.permissions.items():
+            current = levels.get(scope, "none")
+            if PERMISSION_LEVELS.index(level) > PERMISSION_LEVELS.index(current):
+                levels[scope], askers[scope] = level, []
+            if level == levels[scope]:
+                askers.setdefault(scope, []).append(task.name)
+    return {
+        scope: Commented(level, "for " + ", ".join(askers[scope])) if scope in askers else level
+        for scope, level in levels.items()
+    }
+
+
+def _job_env(job: Job) -> dict[str, Any]:
+    """Static env, matrix values and task options, all through variables: a value never
+    becomes part of a script's text, so no value can inject code into it."""
+    env: dict[str, Any] = {}
+    for task_ci in job.inside_ci:
+        env.update(task_ci.env)
+    env.update(job.ci.env)
+    params = {p.name: p for p in job.task.params}
+    for key in matrix_keys(job.ci.matrix):
+        name = _param_of(key, params)
+        if name is not None:
+            env[_option_variable(params[name])] = f"${{{{ matrix.{key} }}}}"
+        elif key not in ("python-version", runner_matrix_key(job.ci.runs_on, job.ci.matrix)):
+            env[matrix_variable(key)] = f"${{{{ matrix.{key} }}}}"
+    for param in _params(job.task, job.ci.dispatch):
+        env[_option_variable(param)] = f"${{{{ inputs.{_input_id(job, param)} }}}}"
+    return env
+
+
+def _options(job: Job) -> str:
+    """The command line's options: each one given only when its variable is not empty
+    (a push has no dispatch inputs; the option keeps its default)."""
+    params = {p.name: p for p in job.task.params}
+    chosen = [params[p] for k in matrix_keys(job.ci.matrix) if (p := _param_of(k, params))]
+    chosen += _params(job.task, job.ci.dispatch)
+    return "".join(
+        f' ${{{_option_variable(p)}:+"{p.option}=${_option_variable(p)}"}}' for p in chosen
+    )
+
+
+def _secrets_env(names: Iterable[str]) -> dict[str, str]:
+    return {name: f"${{{{ secrets.{name} }}}}" for name in names}
+
+
+def job_steps(job: Job, settings: Settings) -> list[dict[str, Any]]:
+    task = job.task.name
+    options = _options(job)
+    secrets = [s for ci in job.inside_ci for s in ci.secrets]
+    secrets = list(dict.fromkeys(secrets))
+    # The fingerprint covers the values of a task's declared env, so the hash must see
+    # the secrets a task declares there; no other secret goes near it.
+    hashed = {name for t in job.inside for name in t.env}
+    python = (
+        "${{ matrix.python-version }}"
+        if "python-version" in matrix_keys(job.ci.matrix)
+        else settings.python_version
+    )
+    key_prefix = "runner-${{ runner.os }}-${{ runner.arch }}-"
+    steps: list[dict[str, Any]] = [
+        {
+            "name": "Check out the repository",
+            "uses": PINS["checkout"].uses,
+            "with": {"persist-credentials": False},
+        },
+        {
+            "name": "Set up Python",
+            "uses": PINS["setup-python"].uses,
+            "with": {"python-version": python},
+        },
+        {"name": "Install", "run": settings.install},
+    ]
+    setup = [c for ci in job.inside_ci for c in ci.setup]
+    for command in dict.fromkeys(setup):
+        steps.append({"name": "Set up: " + command.splitlines()[0][:60], "run": command})
+    fingerprint: dict[str, Any] = {"name": f"Fingerprint {task}", "id": "fingerprint"}
+    if hashed & set(secrets):
+        fingerprint["env"] = _secrets_env(s for s in secrets if s in hashed)
+    fingerprint["run"] = (
+        f'key=$(runner hash {task}{options})\necho "key=$key" >> "$GITHUB_OUTPUT"\n'
+    )
+    steps += [
+        fingerprint,
+        {
+            "name": "Restore runner's cache",
+            "id": "restore",
+            "uses": PINS["cache-restore"].uses,
+            "with": {
+                "path": settings.cache_path,
+                "key": f"{key_prefix}{job.id}-${{{{ steps.fingerprint.outputs.key }}}}",
+                # Another run's state is safe to start from: runner trusts an entry only
+                # when the fingerprint matches, and OS and architecture never mix.
+                "restore-keys": f"{key_prefix}{job.id}-\n{key_prefix}\n",
+            },
+        },
+        {
+            "name": f"runner {task}",
+            **({"env": _secrets_env(secrets)} if secrets else {}),
+            "run": f"runner {task}{options}",
+        },
+        {
+            "name": "Save runner's cache",
+            "if": f"steps.restore.outputs.cache-hit != 'true' && ({ON_DEFAULT_BRANCH})",
+            "uses": PINS["cache-save"].uses,
+            "with": {
+                "path": settings.cache_path,
+                "key": "${{ steps.restore.outputs.cache-primary-key }}",
+            },
+        },
+    ]
+    return steps
+
+
+GATE_SCRIPT = """\
+echo "results: $RESULTS"
+for result in $RESULTS; do
+  if [ "$result" = failure ] || [ "$result" = cancelled ]; then
+    echo "::error title=all-green::a job ended with: $result"
+    exit 1
+  fi
+done
+"""
+
+
+def gate_document(jobs: list[Job], settings: Settings) -> dict[str, Any]:
+    """One check to require in branch protection. It always runs: a skipped required
+    check counts as passed, so it must fail, not skip, when a job failed or was
+    cancelled. (A job skipped by its own `if:` or schedule is fine.)"""
+    runs_on = settings.runs_on
+    return {
+        "name": GATE_ID,
+        "needs": [job.id for job in jobs],
+        "if": "always()",
+        "runs-on": runs_on if isinstance(runs_on, str) else list(runs_on),
+        "timeout-minutes": GATE_MINUTES,
+        "permissions": {},
+        "steps": [
+            {
+                "name": "Fail unless every job succeeded or was skipped",
+                "env": {"RESULTS": "${{ join(needs.*.result, ' ') }}"},
+                "run": GATE_SCRIPT,
+            }
+        ],
+    }
+
+
+# ---------------------------------------------------------------- YAML text
+
+
+@dataclass(frozen=True)
+class Commented:
+    """A scalar with a comment after it on its line (`uses: x@sha # v4.2.2`)."""
+
+    value: str
+    comment: str
+
+
+# Words some YAML reader takes for a boolean or null (YAML 1.1 and 1.2 both).
+RESERVED = frozenset(("y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"))
+FLOW_ITEM = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")
+
+
+def to_yaml(doc: dict[str, Any]) -> str:
+    """Block-style YAML for plain data (dicts, lists, strings, numbers, booleans, None),
+    keys in their given order; strings quoted whenever a reader could take them for
+    anything else."""
+    return "".join(_lines(_mapping_lines(doc, 0)))
+
+
+def _lines(lines: Iterable[str]) -> Iterator[str]:
+    return (line + "\n" for line in lines)
+
+
+def _mapping_lines(mapping: dict[str, Any], indent: int) -> Iterator[str]:
+    for key, value in mapping.items():
+        yield from _entry(" " * indent + _scalar(key) + ":", value, indent)
+
+
+def _sequence_lines(items: list[Any], indent: int) -> Iterator[str]:
+    pad = " " * indent
+    for item in items:
+        if isinstance(item, dict) and item:
+            lines = list(_mapping_lines(item, indent + 2))
+            yield pad + "- " + lines[0][indent + 2 :]
+            yield from lines[1:]
+        else:
+            yield from _entry(pad + "-", item, indent)
+
+
+def _entry(head: str, value: Any, indent: int) -> Iterator[str]:
+    """`head` (a key and its colon, or a dash) followed by the value."""
+    if isinstance(value, dict) and value:
+        yield head
+        yield from _mapping_lines(value, indent + 2)
+    elif isinstance(value, list) and value:
+        flow = _flow(value)
+        if flow and len(head) + len(flow) < 100:
+            yield f"{head} {flow}"
+        else:
+            yield head
+            yield from _sequence_lines(value, indent + 2)
+    elif value is None:
+        yield head
+    elif isinstance(value, str) and _literal_block(value):
+        body = value.rstrip("\n")
+        yield f"{head} {'|' if value.endswith(chr(10)) else '|-'}"
+        pad = " " * (indent + 2)
+        yield from (pad + line if line else "" for line in body.split("\n"))
+    else:
+        yield f"{head} {_scalar(value)}"
+
+
+def _flow(items: list[Any]) -> str | None:
+    """`[a, b]` for a list of simple names."""
+    if all(isinstance(i, str) and FLOW_ITEM.match(i) and _plain(i) for i in items):
+        return "[" + ", ".join(items) + "]"
+    return None
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, Commented):
+        return f"{_scalar(value.value)} # {value.comment}"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        return text if "." in text or "e" not in text else text.replace("e", ".0e", 1)
+    if isinstance(value, dict):
+        return "{}"  # only empty ones get here
+    if isinstance(value, list):
+        return "[]"
+    text = str(value)
+    if _plain(text):
+        return text
+    if text.isprintable():
+        return "'" + text.replace("'", "''") + "'"
+    return _double_quoted(text)
+
+
+def _plain(text: str) -> bool:
+    """Whether `text` reads back as this same string without quotes, in any YAML reader."""
+    if not text or text != text.strip() or not text.isascii() or not text.isprintable():
+        return False
+    first = text[0]
+    if first in "-?:,[]{}#&*!|>'\"%@`~=<+" or first.isdigit():
+        return False
+    if first == "." and not (len(text) > 1 and text[1] in "/_" or text[1:2].isalpha()):
+        return False
+    if ": " in text or " #" in text or text.endswith(":"):
+        return False
+    return text.lower() not in RESERVED and text.lower() not in (".inf", ".nan")
+
+
+def _literal_block(text: str) -> bool:
+    """Whether a multi-line string can be written as a `|` block, read back unchanged."""
+    if "\n" not in text or text.endswith("\n\n"):
+        return False
+    lines = text.rstrip("\n").split("\n")
+    if not lines[0] or lines[0][0] in " \t":
+        return False  # the block's indentation would be read from this line
+    return all(
+        (line.isprintable() or "\t" in line and line.replace("\t", "").isprintable())
+        and (line.strip() or not line)
+        for line in lines
+    )
+
+
+def _double_quoted(text: str) -> str:
+    escapes = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
+    out = []
+    for ch in text:
+        if ch in escapes:
+            out.append(escapes[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+# ---------------------------------------------------------------- the file and the command
+
+
+def render(
+    settings: Settings, jobs: list[Job], adjust: Callable[[str, dict[str, Any]], Any] | None = None
+) -> str:
+    """The workflow file's text: a header, then the document, a blank line between
+    top-level keys and between jobs."""
+    doc = workflow_document(jobs, settings, adjust)
+    header = (
+        f"# Generated by runner from {settings.tasksfile}: do not edit by hand.\n"
+        f"# Regenerate it with `{settings.regenerate}`; "
+        f"`{settings.regenerate} --check` fails when it is stale.\n"
+    )
+    parts = [header]
+    for key, value in doc.items():
+        if key == "jobs":
+            jobs_text = ("".join(_lines(_mapping_lines({k: v}, 2))) for k, v in value.items())
+            parts.append("jobs:\n" + "\n".join(jobs_text))
+        else:
+            parts.append(to_yaml({key: value}))
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A generated workflow: its text, and what went into it."""
+
+    text: str
+    jobs: list[Job]
+    settings: Settings
+
+
+def generate(project: Project, graph: Graph, targets: list[str], output: str | None) -> Workflow:
+    """The workflow for these targets (or the CI tasks) of the project."""
+    jobs = plan_jobs(graph, choose_job_tasks(graph, targets))
+    canonical = [graph.resolve(t).name for t in targets]
+    settings = read_settings(project, output, canonical)
+    plugins = project.plugins
+    adjust = None
+    if plugins is not None:
+
+        def adjust(task: str, job: dict[str, Any]) -> None:
+            plugins.call("runner_ci_job", task=task, job=job)
+
+    return Workflow(render(settings, jobs, adjust), jobs, settings)
+
+
+def ci_command(
+    project: Project,
+    graph: Graph,
+    targets: list[str],
+    *,
+    output: str | None,
+    check: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """`runner ci github [TASK...] [--output PATH] [--check]`: write the workflow, or
+    with --check, exit 1 with a diff when the file on disk is not what it would be."""
+    workflow = generate(project, graph, targets, output)
+    text, rel = workflow.text, workflow.settings.output
+    path = os.path.join(project.root, rel)
+    current = _read(path)
+    if check:
+        if current == text:
+            out.write(f"{rel} is up to date\n")
+            return EXIT_OK
+        out.writelines(
+            difflib.unified_diff(
+                (current or "").splitlines(True),
+                text.splitlines(True),
+                fromfile=f"{rel} (on disk)",
+                tofile=f"{rel} (generated)",
+            )
+        )
+        what = "does not exist" if current is None else "is stale"
+        err.write(f"runner: {rel} {what}: run `{workflow.settings.regenerate}` and commit it\n")
+        return EXIT_TASK_FAILED
+    if current != text:
+        _write(path, text)
+    names = ", ".join(job.task.name for job in workflow.jobs)
+    out.write(
+        f"{'wrote' if current != text else 'up to date:'} {rel}: jobs {names} "
+        f"and the {GATE_ID} gate\n"
+    )
+    return EXIT_OK
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write(path: str, text: str) -> None:
+    """Write through a temporary file and a rename: never a half-written workflow."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+    os.replace(tmp, path)

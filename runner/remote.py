@@ -1,0 +1,188 @@
+"""Sharing the cache: remote backends that hold cache entries and output blobs.
+
+A backend is a key-value store of bytes: `get(name) -> bytes | None` (None: not there)
+and `put(name, data)`. runner keeps two kinds of names in it:
+
+    runner/v1/blobs/<digest>      an output's content; checked against its digest on
+                                  the way in, so a damaged or forged blob is refused
+    runner/v1/entries/<key>       the outputs one fingerprint produced (JSON), written
+                                  after its blobs, so an entry never names a missing one
+
+Built in: `http(s)://...` (GET and PUT, as nginx's WebDAV module, a bucket behind a
+proxy, or any artifact server speak) and `file://DIR` (a shared directory). Plugins add
+others with the `runner_cache_backends` hook. A backend that fails is reported once and
+left alone for the rest of the run: a remote cache that is down makes the build do the
+work locally, never fail.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .loader import Project
+
+PREFIX = "runner/v1"
+TIMEOUT = 10.0
+
+
+class HttpCache:
+    """GET and PUT on URL/NAME. 404 is a miss; anything else that is not 2xx fails."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.name = self.url
+
+    def get(self, name: str) -> bytes | None:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/{name}", timeout=TIMEOUT) as r:
+                data: bytes = r.read()
+                return data
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def put(self, name: str, data: bytes) -> None:
+        import urllib.request
+
+        req = urllib.request.Request(
+            f"{self.url}/{name}",
+            data=data,
+            method="PUT",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+            r.read()
+
+
+class DirCache:
+    """A directory (shared over NFS, a mounted volume ...): NAME is a file under it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = f"file://{path}"
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            with open(os.path.join(self.path, name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def put(self, name: str, data: bytes) -> None:
+        target = os.path.join(self.path, name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = f"{target}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)  # readers see all of it or nothing
+
+
+def backend_for(url: str) -> Any:
+    """The built-in backend for a URL: http(s):// or file://."""
+    from .errors import UsageError
+
+    if url.startswith(("http://", "https://")):
+        return HttpCache(url)
+    if url.startswith("file://"):
+        return DirCache(url[len("file://") :])
+    raise UsageError(f"remote cache {url!r}: expected an http(s):// or file:// URL")
+
+
+def backends(project: Project, url: str | None) -> list[Any]:
+    """The backends of a run: the URL (flag, RUNNER_REMOTE_CACHE or `remote_cache`),
+    then those plugins add."""
+    found = []
+    url = url or project.config.remote_cache
+    if url:
+        found.append(backend_for(url))
+    if project.plugins is not None:
+        for made in project.plugins.call("runner_cache_backends", project=project):
+            found += list(made)
+    return found
+
+
+class Remote:
+    """The backends of one run, each dropped at its first failure (with one warning)."""
+
+    def __init__(self, backends: list[Any], warn: Any) -> None:
+        self.backends = list(backends)
+        self.warn = warn
+
+    def __bool__(self) -> bool:
+        return bool(self.backends)
+
+    def _drop(self, backend: Any, e: Exception) -> None:
+        name = getattr(backend, "name", type(backend).__name__)
+        self.warn(
+            f"remote cache {name} failed ({type(e).__name__}: {e}); "
+            "working without it for the rest of this run"
+        )
+        if backend in self.backends:
+            self.backends.remove(backend)
+
+    def entry(self, key: bytes) -> tuple[Any, dict[str, Any]] | None:
+        """The first backend holding an entry for this fingerprint, and the entry."""
+        import json
+
+        for backend in list(self.backends):
+            try:
+                data = backend.get(f"{PREFIX}/entries/{key.hex()}")
+            except Exception as e:  # any failure of a remote: degrade to local work
+                self._drop(backend, e)
+                continue
+            if data is None:
+                continue
+            try:
+                raw = json.loads(data)
+                outputs = [
+                    (str(p), bytes.fromhex(d), int(m), int(s)) for p, d, m, s in raw["outputs"]
+                ]
+                return backend, {"outputs": outputs, "duration": float(raw["duration"])}
+            except (ValueError, KeyError, TypeError) as e:
+                self._drop(backend, e)
+        return None
+
+    def blob(self, backend: Any, d: bytes) -> bytes | None:
+        """An output's content from the backend, if its digest matches."""
+        from .fingerprint import digest
+
+        try:
+            data = backend.get(f"{PREFIX}/blobs/{d.hex()}")
+        except Exception as e:
+            self._drop(backend, e)
+            return None
+        if data is None or digest(data) != d:
+            return None
+        return bytes(data)
+
+    def push(
+        self,
+        key: bytes,
+        outputs: list[tuple[str, bytes, int, int]],
+        duration: float,
+        blob_path: Callable[[bytes], str],
+    ) -> None:
+        """Share a run's outputs (read from the local store, where they are checked):
+        the blobs first, then the entry that names them."""
+        import json
+
+        manifest = json.dumps(
+            {"outputs": [[p, d.hex(), m, s] for p, d, m, s in outputs], "duration": duration}
+        ).encode()
+        for backend in list(self.backends):
+            try:
+                for _p, d, _m, _s in outputs:
+                    with open(blob_path(d), "rb") as f:
+                        backend.put(f"{PREFIX}/blobs/{d.hex()}", f.read())
+                backend.put(f"{PREFIX}/entries/{key.hex()}", manifest)
+            except Exception as e:
+                self._drop(backend, e)
