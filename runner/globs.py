@@ -165,8 +165,8 @@ class Ignores:
                 verdict = result
         return bool(verdict)
 
-    def path_ignored(self, relpath: str) -> bool:
-        """Is this file ignored, itself or through a directory above it? (For paths
+    def path_ignored(self, relpath: str, is_dir: bool = False) -> bool:
+        """Is this path ignored, itself or through a directory above it? (For paths
         met one by one, as a watcher meets them: the ignore files on the way are read
         as needed.)"""
         parts = relpath.split("/")
@@ -177,7 +177,7 @@ class Ignores:
                 self.enter(d, (".gitignore",) if has else ())
             if i and self.ignored(d, True):
                 return True
-        return self.ignored(relpath, False)
+        return self.ignored(relpath, is_dir)
 
 
 class Walk:

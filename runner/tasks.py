@@ -487,21 +487,11 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     return decorate
 
 
-_OPTIONS = (
-    "name",
-    "deps",
-    "inputs",
-    "outputs",
-    "env",
-    "cache",
-    "default",
-    "aliases",
-    "timeout",
-    "retries",
-    "service",
-    "ci",
-    "schedule",
-)
+# The parameters of @task are those of Task.__init__ after the function.
+_OPTIONS = Task.__init__.__code__.co_varnames[
+    Task.__init__.__code__.co_argcount : Task.__init__.__code__.co_argcount
+    + Task.__init__.__code__.co_kwonlyargcount
+]
 
 
 def collect() -> list[Task]:

@@ -151,7 +151,7 @@ class Scope:
         if negated or not globs.match(pattern, rel):
             return False
         base = "/".join(fixed)
-        return not rest or bool(base and self.ignores.path_ignored(base + "/."))
+        return not rest or bool(base and self.ignores.path_ignored(base, is_dir=True))
 
 
 # ---------------------------------------------------------------- the server
