@@ -16,7 +16,8 @@ from conftest import REPO, clean_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.ci.github import PINS, to_yaml
+from runner.ci.github import PINS
+from runner.ci.yaml import to_yaml
 
 WORKFLOW = ".github/workflows/runner.yml"
 ACTIONLINT = REPO.parent / "shared" / "tools" / "actionlint"
