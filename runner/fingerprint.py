@@ -62,7 +62,7 @@ class FileSet:
     stats every file, packs the results and compares one bytes object with last
     run's. `digest` covers the paths, contents and executable bits (not stat data)."""
 
-    __slots__ = ("paths", "stats", "digests", "modes", "digest", "_index", "_modes")
+    __slots__ = ("paths", "stats", "digests", "modes", "digest", "_index", "_modes", "observed")
 
     def __init__(
         self,
@@ -78,6 +78,7 @@ class FileSet:
         self.modes = modes  # array('q'): st_mode per file
         self._index: dict[str, int] | None = None
         self._modes: Any = None
+        self.observed: bytes | None = None  # stat data as the last scan saw it
         if digest_ is None:
             h = blake3.blake3()
             m = _array(modes)
@@ -138,26 +139,17 @@ _GONE = (-2, -2, -2, -2)
 def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet, int]:
     """The current state of these files (relative paths; files that vanished are left
     out), reading only those whose stat data changed or was racy when last hashed.
-    Returns the set and how many files were read."""
-    prefix = root + "/"
-    stat = os.stat
-    now = array("q")
-    add = now.extend
-    vanished = False
-    for p in paths:
-        try:
-            st = stat(prefix + p)
-        except (FileNotFoundError, NotADirectoryError):
-            vanished = True
-            add(_GONE)
-            continue
-        add((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    Returns the set and how many files were read. The set's `observed` is the stat
+    data as this scan saw it (to tell, after a task ran, whether any input moved)."""
+    now, vanished = stat_pack(root, paths)
+    observed = now.tobytes()
     if (
         previous is not None
         and not vanished
-        and now.tobytes() == previous.stats
+        and observed == previous.stats
         and paths == previous.paths
     ):
+        previous.observed = observed
         return previous, 0  # nothing moved: no file read, nothing recomputed
     old_stats = _array(previous.stats) if previous is not None else None
     old_modes = _array(previous.modes) if previous is not None else None
@@ -170,7 +162,7 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
         if j is not None and old_stats[4 * j : 4 * j + 4] == now[4 * i : 4 * i + 4]:  # type: ignore[index]
             keep[i] = (previous.digests[32 * j : 32 * j + 32], old_modes[j])  # type: ignore[index,union-attr]
         else:
-            todo.append((i, prefix + p))
+            todo.append((i, f"{root}/{p}"))
     hashed = dict(_hash_all(todo)) if todo else {}
     out_paths: list[str] = []
     stats = array("q")
@@ -192,7 +184,28 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
     if len(out_paths) == len(paths):
         out_paths = paths  # one list for the walk and the file set: stored once
     result = FileSet(out_paths, stats.tobytes(), bytes(digests), modes.tobytes())
+    if not vanished:
+        result.observed = observed
     return result, len(todo)
+
+
+def stat_pack(root: str, paths: list[str]) -> tuple[Any, bool]:
+    """(inode, size, mtime_ns, ctime_ns) of each file, packed in an array('q'), and
+    whether any is gone (its entry is -2s)."""
+    prefix = root + "/"
+    stat = os.stat
+    now = array("q")
+    add = now.extend
+    vanished = False
+    for p in paths:
+        try:
+            st = stat(prefix + p)
+        except (FileNotFoundError, NotADirectoryError):
+            vanished = True
+            add(_GONE)
+            continue
+        add((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return now, vanished
 
 
 HashResult = tuple  # ((ino, size, mtime_ns, ctime_ns), digest, mode, hashed_at_ns)

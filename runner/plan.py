@@ -412,11 +412,11 @@ class Planner:
             d, mode = made.get(p)  # type: ignore[misc]
             self.store.put_blob(os.path.join(self.root, p), d)
             outputs.append((p, d, mode, sizes[4 * i + 1]))
-        self.store.put_entry(new.key, name, outputs, duration)
+        entry = {"outputs": outputs, "duration": duration}
+        record = self._updated_record(name, new, entry, made)
+        self.store.put_entry(new.key, name, outputs, duration, record=record)
         if self.remote:
             self.remote.push(new.key, outputs, duration, self.store.blob_path)
-        entry = {"outputs": outputs, "duration": duration}
-        self._save(name, self._updated_record(name, new, entry, made))
         return None
 
     def _inputs_moved(self, name: str) -> str | None:
@@ -424,6 +424,16 @@ class Planner:
         that appeared or vanished meanwhile (files the task writes itself excepted)."""
         task = self.graph.tasks[name]
         before = self._inputs.get(name, fp.EMPTY)
+        walk = self._walks.get(name)
+        # The same files as before the run (no directory listing changed) with the same
+        # stat data: nothing moved. The common case, checked cheaply.
+        if (
+            before.observed is not None
+            and walk is not None
+            and self._walk_still_valid(walk)
+            and fp.stat_pack(self.root, before.paths)[0].tobytes() == before.observed
+        ):
+            return None
         now = globs.expand(self.root, task.inputs, skip=self.skip_dirs).files if task.inputs else []
         old = fp.unpack(before.stats)
         for p in sorted(set(now) | set(before.paths)):

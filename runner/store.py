@@ -267,19 +267,32 @@ class Store:
         return {"outputs": manifest["outputs"], "duration": row[1]}
 
     def put_entry(
-        self, key: bytes, task: str, outputs: list[tuple[str, bytes, int, int]], duration: float
+        self,
+        key: bytes,
+        task: str,
+        outputs: list[tuple[str, bytes, int, int]],
+        duration: float,
+        record: dict[str, Any] | None = None,
     ) -> None:
-        """Record that fingerprint `key` produced `outputs` [(path, digest, mode, size)];
-        their blobs must already be in the store."""
+        """Record that fingerprint `key` produced `outputs` [(path, digest, mode, size)]
+        (their blobs must already be in the store), with the task's new record in the
+        same transaction."""
         now = time.time()
         size = sum(o[3] for o in outputs)
         data = _seal({"outputs": outputs})
-        self._guard(
-            lambda db: db.execute(
+        sealed = _seal(record) if record is not None else None
+
+        def q(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            db.execute(
                 "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key, task, data, size, duration, now, now),
             )
-        )
+            if sealed is not None:
+                db.execute("INSERT OR REPLACE INTO records VALUES (?, ?)", (task, sealed))
+            db.execute("COMMIT")
+
+        self._guard(q)
 
     def touch_entries(self, keys: Iterable[bytes]) -> None:
         """Mark entries as used now (for least-recently-used pruning). The planner
