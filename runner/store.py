@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+KEEP_RUNS = 1000  # the history keeps this many runs
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (task TEXT PRIMARY KEY, data BLOB NOT NULL);
@@ -45,12 +46,11 @@ CREATE INDEX IF NOT EXISTS entries_by_use ON entries (last_used);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, started REAL NOT NULL, ended REAL, status TEXT,
     ran INTEGER, hits INTEGER, restored INTEGER, failed INTEGER, saved REAL,
-    targets TEXT);
-CREATE TABLE IF NOT EXISTS task_runs (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, status TEXT NOT NULL,
-    duration REAL NOT NULL, finished REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS task_runs_by_task ON task_runs (task, finished);
+    targets TEXT, outcomes BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started);
 """
+# A run's task outcomes are one sealed list [(task, status, duration)] in its row, not a
+# row each: a no-op run of 1,000 tasks writes one row.
 
 
 class Store:
@@ -141,6 +141,7 @@ class Store:
                 )
             elif row[0] != str(SCHEMA_VERSION):
                 db.close()
+                # From another version of runner: not damage, but not readable either.
                 raise sqlite3.DatabaseError(f"schema version {row[0]}, expected {SCHEMA_VERSION}")
         except BaseException:
             db.close()
@@ -156,8 +157,13 @@ class Store:
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(self.db_path + suffix):
                 os.replace(self.db_path + suffix, aside + suffix)
+        what = (
+            "is from another version of runner"
+            if why.startswith("schema version")
+            else f"was damaged ({why})"
+        )
         self.warn(
-            f"the cache state {self.db_path} was damaged ({why}); moved it to "
+            f"the cache state {self.db_path} {what}; moved it to "
             f"{os.path.basename(aside)} and started a new one"
         )
 
@@ -453,7 +459,7 @@ class Store:
         def q(db: sqlite3.Connection) -> None:
             db.execute("BEGIN")
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     started,
@@ -465,11 +471,13 @@ class Store:
                     counts.get("failed", 0),
                     saved,
                     " ".join(targets),
+                    _seal(tasks),
                 ),
             )
-            db.executemany(
-                "INSERT INTO task_runs VALUES (?,?,?,?,?)",
-                [(run_id, t, s, d, ended) for t, s, d in tasks],
+            db.execute(
+                "DELETE FROM runs WHERE started < (SELECT started FROM runs "
+                "ORDER BY started DESC LIMIT 1 OFFSET ?)",
+                (KEEP_RUNS,),
             )
             db.execute("COMMIT")
 
@@ -497,29 +505,44 @@ class Store:
         )
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
-    def task_history(self, task: str, limit: int = 20) -> list[dict[str, Any]]:
-        """A task's outcomes in the most recent runs, newest first."""
-        cols = ("run_id", "status", "duration", "finished")
+    def _outcomes(self, limit: int) -> list[tuple[str, float, list[tuple[str, str, float]]]]:
+        """(run id, when it ended, its task outcomes) of the most recent runs."""
         rows = self._guard(
             lambda db: db.execute(
-                "SELECT run_id, status, duration, finished FROM task_runs WHERE task=? "
-                "ORDER BY finished DESC LIMIT ?",
-                (task, limit),
+                "SELECT id, coalesce(ended, started), outcomes FROM runs "
+                "ORDER BY started DESC LIMIT ?",
+                (limit,),
             ).fetchall(),
             [],
         )
-        return [dict(zip(cols, r, strict=True)) for r in rows]
+        return [(rid, ended, _unseal(data) or []) for rid, ended, data in rows]
+
+    def task_history(self, task: str, limit: int = 20) -> list[dict[str, Any]]:
+        """A task's outcomes in the most recent runs that had it, newest first."""
+        found = []
+        for run_id, ended, outcomes in self._outcomes(KEEP_RUNS):
+            for name, status, duration in outcomes:
+                if name == task:
+                    found.append(
+                        {
+                            "run_id": run_id,
+                            "status": status,
+                            "duration": duration,
+                            "finished": ended,
+                        }
+                    )
+                    break
+            if len(found) >= limit:
+                break
+        return found
 
     def last_statuses(self) -> dict[str, tuple[str, float]]:
         """Each task's status and duration in the last run that had it."""
-        rows = self._guard(
-            lambda db: db.execute(
-                "SELECT task, status, duration FROM task_runs t WHERE finished = "
-                "(SELECT max(finished) FROM task_runs u WHERE u.task = t.task)"
-            ).fetchall(),
-            [],
-        )
-        return {t: (s, d) for t, s, d in rows}
+        latest: dict[str, tuple[str, float]] = {}
+        for _rid, _ended, outcomes in self._outcomes(200):
+            for name, status, duration in outcomes:
+                latest.setdefault(name, (status, duration))
+        return latest
 
     # ------------------------------------------------------------ maintenance
     def info(self, last_runs: int = 20) -> dict[str, Any]:
