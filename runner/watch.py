@@ -407,7 +407,10 @@ class WatchSession:
         self.control_digest = self._control_digest()
         try:
             self.project.config = config_mod.load(self.project.root)
-            graph = Graph(load_tasks(self.project.tasksfile, self.project.root))
+            tasks = load_tasks(self.project.tasksfile, self.project.root)
+            if self.project.plugins is not None:
+                tasks += self.project.plugins.add_tasks(self.project)
+            graph = Graph(tasks)
             scope = Scope(self.project, graph, self.targets, self.ignore)
             for name in scope.order:
                 self.args.setdefault(name, graph.tasks[name].default_args())
