@@ -100,20 +100,30 @@ class Store:
             _ignore_in_git(self.dir)
         except OSError as e:
             raise StoreError(f"cannot create {self.dir}: {e.strerror}") from None
-        for attempt in (1, 2):
+        moved = False
+        deadline = time.monotonic() + 30
+        while True:
             try:
                 return self._connect()
             except sqlite3.OperationalError as e:
-                if _disk_full(e):
-                    raise StoreError(f"{self.db_path}: the disk is full") from None
-                if attempt == 2 or "locked" in str(e):
+                if _io_trouble(e):  # a full disk, an I/O error: the file is not at fault
+                    raise StoreError(f"{self.db_path}: {_io_message(e, self.dir)}") from None
+                if _busy(e):
+                    # Another runner is creating or changing it (switching to WAL does
+                    # not wait on the busy timeout): wait for our turn.
+                    if time.monotonic() > deadline:
+                        raise StoreError(f"{self.db_path}: {e}") from None
+                    time.sleep(0.05)
+                    continue
+                if moved:
                     raise StoreError(f"{self.db_path}: {e}") from None
                 self._move_aside(str(e))
+                moved = True
             except sqlite3.DatabaseError as e:
-                if attempt == 2:
+                if moved:
                     raise StoreError(f"{self.db_path}: {e}") from None
                 self._move_aside(str(e))
-        raise AssertionError("unreachable")
+                moved = True
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(
@@ -197,9 +207,11 @@ class Store:
                             pass
                     raise
             except sqlite3.OperationalError as e:
-                if _disk_full(e):
-                    raise StoreError("cannot write the cache state: the disk is full") from None
-                if "locked" in str(e) or "busy" in str(e):
+                if _io_trouble(e):
+                    raise StoreError(
+                        f"cannot write the cache state: {_io_message(e, self.dir)}"
+                    ) from None
+                if _busy(e):
                     raise StoreError(f"the cache state is locked: {e}") from None
                 if "readonly" in str(e) or "read-only" in str(e):
                     raise StoreError(f"cannot write the cache state: {e}") from None
@@ -407,11 +419,24 @@ class Store:
                     os.path.join(self.dir, "locks"), os.O_RDWR | os.O_CREAT, 0o644
                 )
             fd = self._lock_fd
-        try:
-            fcntl.lockf(fd, flags, 1, offset)
-        except (BlockingIOError, PermissionError):
-            return False
-        return True
+        if flags & fcntl.LOCK_NB:
+            try:
+                fcntl.lockf(fd, flags, 1, offset)
+            except (BlockingIOError, PermissionError):
+                return False
+            return True
+        # Waiting: poll instead of blocking. POSIX locks belong to the process, so when
+        # runner A runs x and waits for y while runner B runs y and waits for x, the
+        # kernel calls it a deadlock (EDEADLK), though each will finish its task and
+        # let go. Polling never trips on that.
+        delay = 0.005
+        while True:
+            try:
+                fcntl.lockf(fd, flags | fcntl.LOCK_NB, 1, offset)
+                return True
+            except (BlockingIOError, PermissionError):
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     def lock(self, task: str, wait: bool) -> bool:
         """Lock a task against other runners in this project (one byte of the `locks`
@@ -698,9 +723,25 @@ def _remove(path: str) -> None:
         pass
 
 
-def _disk_full(e: Exception) -> bool:
+def _io_trouble(e: Exception) -> bool:
+    """A full disk or an I/O error: trouble with the machine, not damage to the file
+    (which must not be moved aside for it)."""
     text = str(e).lower()
-    return "disk is full" in text or "disk i/o error" in text and "full" in text
+    return "disk is full" in text or "disk i/o error" in text
+
+
+def _io_message(e: Exception, directory: str) -> str:
+    try:
+        st = os.statvfs(directory)
+        full = st.f_bavail * st.f_frsize < (1 << 20)
+    except OSError:
+        full = False
+    return "the disk is full" if full or "full" in str(e).lower() else f"{e}"
+
+
+def _busy(e: Exception) -> bool:
+    text = str(e).lower()
+    return "locked" in text or "busy" in text
 
 
 def _ignore_in_git(cache_dir: str) -> None:
