@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 HELP = """\
 usage: runner [OPTIONS] [TASK [TASK-OPTIONS]]...
-       runner graph [TASK...] [--format tree|mermaid|dot|json]
+       runner graph [TASK...] [--format tree|mermaid|dot|json|html] [--output PATH]
        runner hash TASK [TASK-OPTIONS]
        runner watch TASK [TASK-OPTIONS] [--run 'CMD'] [--restart-build] [--clear]
        runner history [--task TASK] [--limit N] [--json]
@@ -393,10 +393,32 @@ def _command(
         else:
             roots = [graph.resolve(t).name for t in targets]
         order = graph.select(targets)
-        encoding = (getattr(out, "encoding", None) or "utf-8").lower()
-        out.write(describe.graph_text(graph, order, roots, fmt, ascii_only="utf" not in encoding))
+        if fmt == "html":
+            from .graph_html import graph_page, read_last_statuses
+
+            title = f"runner graph: {os.path.basename(project.root)}"
+            text = graph_page(graph, order, read_last_statuses(project.cache_dir), title)
+        else:
+            encoding = (getattr(out, "encoding", None) or "utf-8").lower()
+            ascii_only = not opts.output and "utf" not in encoding
+            text = describe.graph_text(graph, order, roots, fmt, ascii_only=ascii_only)
+        if opts.output:
+            return _write_output(opts, text, out)
+        out.write(text)
         return EXIT_OK
     raise AssertionError(name)
+
+
+def _write_output(opts: Options, text: str, out: TextIO) -> int:
+    """`--output PATH`: write the text there (relative to -C DIR, as if started in it)."""
+    path = os.path.join(opts.directory or "", opts.output or "")
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise UsageError(f"--output {opts.output}: {e.strerror}") from None
+    out.write(f"wrote {path}\n")
+    return EXIT_OK
 
 
 def _no_words(name: str, opts: Options, words: list[str]) -> None:

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from .graph import Graph
     from .tasks import Param, Task
 
-GRAPH_FORMATS = ("tree", "mermaid", "dot", "json")
+GRAPH_FORMATS = ("tree", "mermaid", "dot", "json", "html")  # html: runner/graph_html.py
 
 
 def list_text(graph: Graph, tasksfile: str) -> str:
