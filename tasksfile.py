@@ -11,7 +11,7 @@ import sys
 from runner import TaskError, sh, task
 
 PY = sys.executable
-CODE = ["runner/**/*.py", "plugins/**/*.py", "pyproject.toml"]
+CODE = ["runner/**/*.py", "plugins/**", "pyproject.toml"]
 TESTS = ["tests/**/*.py", "examples/**"]
 
 
@@ -19,7 +19,7 @@ TESTS = ["tests/**/*.py", "examples/**"]
 def lint():
     """Lint (ruff) and type-check (mypy) the code."""
     sh([PY, "-m", "ruff", "check", "runner", "plugins", "tests", "benchmarks", "tasksfile.py"])
-    sh([PY, "-m", "ruff", "format", "--check", "runner"])
+    sh([PY, "-m", "ruff", "format", "--check", "runner", "plugins"])
     sh([PY, "-m", "mypy"])
 
 

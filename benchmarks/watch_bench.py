@@ -95,7 +95,7 @@ def latency(changes: int) -> None:
             t0 = time.time_ns()
             with open(os.path.join(root, "src", "0.txt"), "w") as f:
                 f.write(f"change {i} {t0}\n")
-            t1 = int(wait_for(lambda: lines(started)[before:] or None)[0])
+            t1 = int(wait_for(lambda n=before: lines(started)[n:] or None)[0])
             bs = int(lines(os.path.join(root, "build-start.log"))[b_start])
             be = int(lines(os.path.join(root, "build-end.log"))[b_end])
             total.append((t1 - t0) / 1e6)
@@ -148,7 +148,7 @@ def soak(cycles: int) -> None:
             before = len(lines(started))
             with open(os.path.join(root, "src", "0.txt"), "w") as f:
                 f.write(f"cycle {i}\n")
-            wait_for(lambda: len(lines(started)) > before)
+            wait_for(lambda n=before: len(lines(started)) > n)
             time.sleep(0.05)
             if i == 0:
                 first = proc_info(proc.pid)

@@ -49,6 +49,10 @@ class HookSpecs:
         tasksfile is loaded; an error here stops the run (exit 2)."""
 
     @hookspec
+    def runner_configure(self, project: Project) -> None:
+        """Once, when the plugins are loaded: read the project's settings."""
+
+    @hookspec
     def runner_run_started(self, run_id: str, tasks: list[str], jobs: int) -> None:
         """A run starts: its id, the tasks it may run (deps first), the parallelism."""
 
@@ -97,8 +101,9 @@ class HookSpecs:
         its wall time; the time cache hits saved."""
 
     @hookspec
-    def runner_log_fields(self, run_id: str) -> dict[str, Any]:  # type: ignore[empty-body]
-        """Extra fields for every line of `--log-format json` (e.g. a trace id)."""
+    def runner_log_fields(self, run_id: str, event: dict[str, Any]) -> dict[str, Any]:  # type: ignore[empty-body]
+        """Extra fields for a line of `--log-format json` (e.g. a trace id, the span of
+        the task the line is about); `event` is the line as it stands."""
 
     @hookspec
     def runner_cache_backends(self, project: Project) -> list[Any]:  # type: ignore[empty-body]
@@ -224,9 +229,9 @@ class Plugins:
 
         return deliver
 
-    def log_fields(self, run_id: str) -> dict[str, Any]:
+    def log_fields(self, run_id: str, event: dict[str, Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {}
-        for extra in self.call("runner_log_fields", run_id=run_id):
+        for extra in self.call("runner_log_fields", run_id=run_id, event=event):
             if isinstance(extra, dict):
                 fields.update(extra)
         return fields
@@ -273,7 +278,9 @@ def load(project: Project, found: list[tuple[str, str]], err: TextIO) -> Plugins
             pm.register(obj, name=name)
         except Exception as e:  # pluggy's validation: a hook with unknown arguments
             raise UserError(f"plugin {name!r}: {e}") from e
-    return Plugins(pm, warn)
+    plugins = Plugins(pm, warn)
+    plugins.call("runner_configure", project=project)
+    return plugins
 
 
 def _import_path(path: str) -> Any:

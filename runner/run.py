@@ -93,7 +93,7 @@ def execute(
         prefix=parallel,
         width=max(len(n) for n in order),
         run_id=run_id,
-        log_fields=(lambda: plugins.log_fields(run_id)) if plugins is not None else None,
+        log_fields=(lambda line: plugins.log_fields(run_id, line)) if plugins is not None else None,
     )
     bus.subscribe(renderer)
     if planner.store is not None:

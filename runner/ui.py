@@ -190,7 +190,10 @@ class JsonRenderer:
     plugins add to every line, such as a trace id)."""
 
     def __init__(
-        self, out: TextIO, run_id: str, fields: Callable[[], dict[str, Any]] | None = None
+        self,
+        out: TextIO,
+        run_id: str,
+        fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.out = out
         self.run_id = run_id
@@ -201,7 +204,7 @@ class JsonRenderer:
 
         d = e.to_dict()
         if self.fields is not None:
-            d.update(self.fields())
+            d.update(self.fields(d))
         d["run_id"] = self.run_id
         d["ts"] = round(time.time(), 6)
         if isinstance(d.get("duration"), float):
@@ -336,7 +339,7 @@ def make_renderer(
     prefix: bool,
     width: int,
     run_id: str,
-    log_fields: Callable[[], dict[str, Any]] | None = None,
+    log_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Any:
     if log_format == "json":
         return JsonRenderer(out, run_id, log_fields)
