@@ -84,7 +84,7 @@ def cache_command(
 
     store = Store(cache_dir, warn=warn)
     try:
-        if not store.own_project():
+        if not store.locks.own_project():
             raise StoreError(
                 f"another runner is working in {project.root}; try again when it is done"
             )

@@ -16,6 +16,7 @@ import time
 
 from . import fingerprint as fp
 from . import globs
+from .code import CodeDigest
 from .fsclock import racy
 
 TYPE_CHECKING = False
@@ -81,7 +82,7 @@ class Planner:
         self.environ = os.environ if environ is None else environ
         self.warn = warn or (lambda msg: None)
         self.skip_dirs = [os.path.relpath(project.cache_dir, project.root).replace(os.sep, "/")]
-        self._code = fp.CodeDigest(self.root)
+        self._code = CodeDigest(self.root)
         self._records: dict[str, dict[str, Any]] | None = None
         self._fps: dict[str, fp.Fingerprint] = {}
         self._inputs: dict[str, fp.FileSet] = {}
@@ -287,7 +288,7 @@ class Planner:
             missing = [
                 d
                 for p, (d, _m) in expected.items()
-                if not self.store.has_blob(d) and (found.get(p) or (b"",))[0] != d
+                if not self.store.blobs.has(d) and (found.get(p) or (b"",))[0] != d
             ]
             if missing:
                 return Decision(
@@ -322,11 +323,11 @@ class Planner:
             return None
         backend, entry = found
         for _p, d, _m, _s in entry["outputs"]:
-            if not self.store.has_blob(d):
+            if not self.store.blobs.has(d):
                 data = self.remote.blob(backend, d)
                 if data is None:
                     return None  # incomplete or damaged over there: a miss
-                self.store.put_blob_bytes(data, d)
+                self.store.blobs.put_bytes(data, d)
         self.store.put_entry(key, name, entry["outputs"], entry["duration"])
         return entry
 
@@ -355,7 +356,7 @@ class Planner:
         assert self.store is not None
         plan = self._entries.pop(name)
         outputs = plan["entry"]["outputs"]
-        if not self.store.restore_blobs(outputs, self.root):
+        if not self.store.blobs.restore(outputs, self.root):
             return False
         for p in plan["stale"]:
             _unlink(os.path.join(self.root, p))
@@ -410,13 +411,13 @@ class Planner:
         sizes = fp.unpack(made.stats)
         for i, p in enumerate(made.paths):
             d, mode = made.get(p)  # type: ignore[misc]
-            self.store.put_blob(os.path.join(self.root, p), d)
+            self.store.blobs.put_file(os.path.join(self.root, p), d)
             outputs.append((p, d, mode, sizes[4 * i + 1]))
         entry = {"outputs": outputs, "duration": duration}
         record = self._updated_record(name, new, entry, made)
         self.store.put_entry(new.key, name, outputs, duration, record=record)
         if self.remote:
-            self.remote.push(new.key, outputs, duration, self.store.blob_path)
+            self.remote.push(new.key, outputs, duration, self.store.blobs.path)
         return None
 
     def _inputs_moved(self, name: str) -> str | None:
@@ -460,11 +461,11 @@ class Planner:
     def lock(self, name: str, wait: bool) -> bool:
         if self.store is None or self.dry_run:
             return True
-        return self.store.lock(name, wait)
+        return self.store.locks.lock(name, wait)
 
     def unlock(self, name: str) -> None:
         if self.store is not None and not self.dry_run:
-            self.store.unlock(name)
+            self.store.locks.unlock(name)
 
     def finish(self) -> None:
         """After the run: save what hits refreshed (touched files), mark used entries."""

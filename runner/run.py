@@ -99,7 +99,7 @@ def execute(
     if planner.store is not None:
         from .history import HistoryRecorder
 
-        planner.store.share_project()
+        planner.store.locks.share_project()
         bus.subscribe(HistoryRecorder(planner.store, order))
     bus.emit(RunStarted(run_id, order, jobs))
     executor = Executor(

@@ -3,12 +3,9 @@
     state.db     SQLite in WAL mode: the last record of each task (its fingerprint's
                  parts and the stat cache of its files), the cache entries (fingerprint
                  -> the outputs that run produced) and the history of runs
-    cas/ab/...   the content-addressed store: one file per output content, named by
-                 its digest, written to tmp/ and renamed into place (never half there)
-    locks        byte-range locks, one byte per task: a task is locked from the moment
-                 a runner decides about it until its result is stored, so two runners
-                 in one project never run the same task at once (the second one waits,
-                 then finds the first one's result in the cache)
+    cas/ab/...   the content-addressed store of outputs (runner.cas)
+    locks        one byte per task, so that two runners never run the same task at
+                 once (runner.locks)
 
 A commit in WAL mode is atomic, so a runner killed at any instant leaves the previous
 state or the next one (the database is not fsynced: after a power loss the last
@@ -25,8 +22,10 @@ import os
 import sqlite3
 import time
 
+from .cas import Blobs, remove_file
 from .errors import StoreError
 from .fingerprint import digest
+from .locks import TaskLocks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,8 +63,8 @@ class Store:
         self.warn = warn or (lambda msg: None)
         self.db_path = os.path.join(cache_dir, "state.db")
         self._db: sqlite3.Connection | None = None
-        self._lock_fd: int | None = None
-        self._locked: set[str] = set()
+        self.blobs = Blobs(cache_dir)  # the content-addressed store of outputs
+        self.locks = TaskLocks(cache_dir)  # one task at a time across runners
         import threading
 
         self._mutex = threading.RLock()
@@ -225,9 +224,7 @@ class Store:
             if self._db is not None:
                 self._db.close()
                 self._db = None
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            self.locks.close()
 
     # ------------------------------------------------------------ records
     def records(self, tasks: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -329,145 +326,6 @@ class Store:
                 )
 
         self._guard(q)
-
-    # ------------------------------------------------------------ blobs
-    def blob_path(self, d: bytes) -> str:
-        h = d.hex()
-        return os.path.join(self.dir, "cas", h[:2], h[2:])
-
-    def has_blob(self, d: bytes) -> bool:
-        return os.path.exists(self.blob_path(d))
-
-    def put_blob(self, src: str, d: bytes) -> None:
-        """Copy file `src` (whose content has digest `d`) into the store, atomically.
-        The copy is checked against `d`: a file that changed meanwhile is refused."""
-        dest = self.blob_path(d)
-        if os.path.exists(dest):
-            return
-        tmp = self._tmp_name()
-        try:
-            _copy_hashing(src, tmp, d)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            os.replace(tmp, dest)
-        except OSError as e:
-            _remove(tmp)
-            if e.errno == 28:  # ENOSPC
-                raise StoreError(f"cannot store {src} in the cache: the disk is full") from None
-            raise StoreError(f"cannot store {src} in the cache: {e.strerror or e}") from None
-        except BaseException:
-            _remove(tmp)
-            raise
-
-    def put_blob_bytes(self, data: bytes, d: bytes) -> None:
-        """Store content whose digest the caller checked (a blob from a remote cache)."""
-        dest = self.blob_path(d)
-        if os.path.exists(dest):
-            return
-        tmp = self._tmp_name()
-        try:
-            with open(tmp, "xb") as f:
-                f.write(data)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            os.replace(tmp, dest)
-        except OSError as e:
-            _remove(tmp)
-            raise StoreError(f"cannot store a blob in the cache: {e.strerror or e}") from None
-
-    def restore_blobs(self, outputs: list[tuple[str, bytes, int, int]], root: str) -> bool:
-        """Put each output in place from its blob, all or nothing: every blob is
-        copied and checked into a temporary file beside its target first; only when all
-        are good are they renamed into place. False (nothing changed) when a blob is
-        missing or fails its digest."""
-        staged: list[tuple[str, str, int]] = []
-        damaged = []
-        try:
-            for path, d, mode, _size in outputs:
-                target = os.path.join(root, path)
-                os.makedirs(os.path.dirname(target) or root, exist_ok=True)
-                tmp = f"{target}.runner-tmp-{os.getpid()}"
-                staged.append((tmp, target, mode))
-                try:
-                    _copy_hashing(self.blob_path(d), tmp, d)
-                except _DigestMismatch:
-                    damaged.append(self.blob_path(d))
-            if not damaged:
-                for tmp, target, mode in staged:
-                    os.chmod(tmp, mode & 0o7777)
-                    os.replace(tmp, target)
-                return True
-        except OSError:
-            pass
-        for tmp, _t, _m in staged:
-            _remove(tmp)
-        for blob in damaged:
-            _remove(blob)  # gone, so that the next run stores it anew
-        return False
-
-    def _tmp_name(self) -> str:
-        return os.path.join(self.dir, "tmp", f"{os.getpid()}-{os.urandom(6).hex()}")
-
-    # ------------------------------------------------------------ locks
-    PROJECT_LOCK = 0x80000000  # past every task's offset
-
-    def _lockf(self, flags: int, offset: int) -> bool:
-        import fcntl
-
-        with self._mutex:
-            if self._lock_fd is None:
-                os.makedirs(self.dir, exist_ok=True)
-                self._lock_fd = os.open(
-                    os.path.join(self.dir, "locks"), os.O_RDWR | os.O_CREAT, 0o644
-                )
-            fd = self._lock_fd
-        if flags & fcntl.LOCK_NB:
-            try:
-                fcntl.lockf(fd, flags, 1, offset)
-            except (BlockingIOError, PermissionError):
-                return False
-            return True
-        # Waiting: poll instead of blocking. POSIX locks belong to the process, so when
-        # runner A runs x and waits for y while runner B runs y and waits for x, the
-        # kernel calls it a deadlock (EDEADLK), though each will finish its task and
-        # let go. Polling never trips on that.
-        delay = 0.005
-        while True:
-            try:
-                fcntl.lockf(fd, flags | fcntl.LOCK_NB, 1, offset)
-                return True
-            except (BlockingIOError, PermissionError):
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
-
-    def lock(self, task: str, wait: bool) -> bool:
-        """Lock a task against other runners in this project (one byte of the `locks`
-        file, at an offset taken from the task's name). The kernel releases it if
-        this process dies."""
-        import fcntl
-
-        if not self._lockf(fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), _offset(task)):
-            return False
-        self._locked.add(task)
-        return True
-
-    def share_project(self) -> None:
-        """Held (shared) by every run: `cache clean` and `cache prune` wait for none."""
-        import fcntl
-
-        self._lockf(fcntl.LOCK_SH, self.PROJECT_LOCK)
-
-    def own_project(self) -> bool:
-        """Exclusive hold for maintenance; False while any runner works here."""
-        import fcntl
-
-        return self._lockf(fcntl.LOCK_EX | fcntl.LOCK_NB, self.PROJECT_LOCK)
-
-    def unlock(self, task: str) -> None:
-        import fcntl
-
-        if task not in self._locked or self._lock_fd is None:
-            return
-        self._locked.discard(task)
-        fcntl.lockf(self._lock_fd, fcntl.LOCK_UN, 1, _offset(task))
 
     # ------------------------------------------------------------ history
     def add_run(
@@ -662,24 +520,10 @@ class Store:
         for name in ("cas", "tmp"):
             shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
         for suffix in ("", "-wal", "-shm"):
-            _remove(self.db_path + suffix)
+            remove_file(self.db_path + suffix)
 
 
 # ------------------------------------------------------------ helpers
-
-_offsets: dict[str, int] = {}
-
-
-def _offset(task: str) -> int:
-    """The byte of the `locks` file that stands for this task."""
-    off = _offsets.get(task)
-    if off is None:
-        off = _offsets[task] = int.from_bytes(digest(task.encode())[:4], "little") & 0x7FFFFFFF
-    return off
-
-
-class _DigestMismatch(Exception):
-    pass
 
 
 def _seal(value: Any) -> bytes:
@@ -700,27 +544,6 @@ def _unseal(blob: bytes) -> Any:
 def _outputs(sealed: bytes) -> list[tuple[str, bytes, int, int]]:
     manifest = _unseal(sealed)
     return manifest["outputs"] if manifest else []
-
-
-def _copy_hashing(src: str, dest: str, expected: bytes) -> None:
-    """Copy src to dest (a new file) while hashing; raise if the digest differs."""
-    import blake3
-
-    h = blake3.blake3()
-    with open(src, "rb") as fin, open(dest, "xb") as fout:
-        while chunk := fin.read(1 << 20):
-            h.update(chunk)
-            fout.write(chunk)
-    if h.digest() != expected:
-        _remove(dest)
-        raise _DigestMismatch(src)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _io_trouble(e: Exception) -> bool:
