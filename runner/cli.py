@@ -588,66 +588,22 @@ def _run(
     args = _task_args(graph, order, invocations)
     skipped: list[str] = []
     if opts.since:
-        order, skipped = _since(opts.since, project, graph, order)
+        from .since import narrow_to_changes
+
+        order, skipped = narrow_to_changes(opts.since, project, graph, order)
         if not order:
             out.write(f"nothing to do: no task's inputs changed since {opts.since}\n")
             return EXIT_OK
     planner = _planner(opts, project, graph, err, readonly=opts.dry_run)
     try:
         if opts.dry_run:
-            return _dry_run(order, graph, args, planner, out, skipped, opts.since)
+            from .run import dry_run
+
+            return dry_run(order, graph, args, planner, out, skipped, opts.since)
         return _execute(opts, project, graph, order, args, planner, out, err)
     finally:
         if planner.store is not None:
             planner.store.close()
-
-
-def _since(
-    ref: str, project: Project, graph: Graph, order: list[str]
-) -> tuple[list[str], list[str]]:
-    """Narrow a run to the tasks whose inputs changed since `ref`, what depends on
-    them, and the deps those need; returns (new order, tasks left out)."""
-    from . import globs
-    from .since import changed_files
-
-    changed = changed_files(project.root, ref)
-    global_hit = any(globs.matches(project.config.global_inputs, p) for p in changed)
-    direct = [
-        n
-        for n in order
-        if global_hit or any(globs.matches(graph.tasks[n].inputs, p) for p in changed)
-    ]
-    affected = graph.dependents(direct, order)
-    new_order = graph.select([n for n in order if n in affected]) if affected else []
-    return new_order, [n for n in order if n not in new_order]
-
-
-def _dry_run(
-    order: list[str],
-    graph: Graph,
-    args: dict[str, dict[str, Any]],
-    planner: Any,
-    out: TextIO,
-    skipped: list[str],
-    since: str | None,
-) -> int:
-    """What would run, in order, and why; nothing runs and nothing is written."""
-    from .plan import RUN, WILL_RUN
-
-    width = max(len(n) for n in order)
-    status: dict[str, str] = {}
-    lines = []
-    planner.load(order)
-    for name in order:
-        decision = planner.decide(name, args[name], {d: status[d] for d in graph.deps(name)})
-        status[name] = WILL_RUN if decision.action == RUN else "cached"
-        lines.append(f"  {decision.action:<8} {name:<{width}}  {decision.reason}")
-    n_run = sum(1 for s in status.values() if s == WILL_RUN)
-    out.write(f"dry run: {n_run} of {len(order)} tasks would run; in order:\n")
-    out.write("\n".join(lines) + "\n")
-    if skipped:
-        out.write(f"left out, no input changed since {since}: {', '.join(skipped)}\n")
-    return EXIT_OK
 
 
 def _execute(

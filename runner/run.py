@@ -131,3 +131,31 @@ def execute(
     )
     renderer.summary(outcome)
     return outcome
+
+
+def dry_run(
+    order: list[str],
+    graph: Graph,
+    args: dict[str, dict[str, Any]],
+    planner: Any,
+    out: TextIO,
+    skipped: list[str],
+    since: str | None,
+) -> int:
+    """What would run, in order, and why; nothing runs and nothing is written."""
+    from .plan import RUN, WILL_RUN
+
+    width = max(len(n) for n in order)
+    status: dict[str, str] = {}
+    lines = []
+    planner.load(order)
+    for name in order:
+        decision = planner.decide(name, args[name], {d: status[d] for d in graph.deps(name)})
+        status[name] = WILL_RUN if decision.action == RUN else "cached"
+        lines.append(f"  {decision.action:<8} {name:<{width}}  {decision.reason}")
+    n_run = sum(1 for s in status.values() if s == WILL_RUN)
+    out.write(f"dry run: {n_run} of {len(order)} tasks would run; in order:\n")
+    out.write("\n".join(lines) + "\n")
+    if skipped:
+        out.write(f"left out, no input changed since {since}: {', '.join(skipped)}\n")
+    return 0

@@ -6,6 +6,11 @@ import os
 
 from .errors import UserError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .graph import Graph
+    from .loader import Project
+
 
 def changed_files(root: str, ref: str) -> set[str]:
     """Paths (relative to `root`, '/'-separated) that differ between `ref` and the
@@ -38,3 +43,22 @@ def changed_files(root: str, ref: str) -> set[str]:
         return paths
     prefix += "/"
     return {p[len(prefix) :] for p in paths if p.startswith(prefix)}
+
+
+def narrow_to_changes(
+    ref: str, project: Project, graph: Graph, order: list[str]
+) -> tuple[list[str], list[str]]:
+    """Narrow a run to the tasks whose inputs changed since `ref`, what depends on
+    them, and the deps those need; returns (new order, tasks left out)."""
+    from . import globs
+
+    changed = changed_files(project.root, ref)
+    global_hit = any(globs.matches(project.config.global_inputs, p) for p in changed)
+    direct = [
+        n
+        for n in order
+        if global_hit or any(globs.matches(graph.tasks[n].inputs, p) for p in changed)
+    ]
+    affected = graph.dependents(direct, order)
+    new_order = graph.select([n for n in order if n in affected]) if affected else []
+    return new_order, [n for n in order if n not in new_order]
