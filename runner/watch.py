@@ -121,8 +121,22 @@ class Scope:
             "pyproject.toml",
         }
         self.ignores = globs.Ignores(project.root)
-        patterns = [p for ps in self.inputs for p in ps] + self.global_inputs + sorted(self.control)
-        self.deep, self.flat = watch_roots(project.root, patterns)
+        self.patterns = (
+            [p for ps in self.inputs for p in ps] + self.global_inputs + sorted(self.control)
+        )
+        self.deep, self.flat = watch_roots(project.root, self.patterns)
+        self.bases = [
+            "/".join(fixed)
+            for neg, fixed, _rest in map(globs.split_pattern, self.patterns)
+            if not neg
+        ]
+
+    def could_hold(self, rel_dir: str) -> bool:
+        """Can a file the inputs match lie under this directory (which came or went
+        whole: `mv`, a checkout, `rm -r`)?"""
+        return any(
+            not b or b == rel_dir or _under(rel_dir, b) or _under(b, rel_dir) for b in self.bases
+        )
 
     def relevant(self, rel: str) -> bool:
         """Can a change of this path (relative to the root) change a result?"""
@@ -268,13 +282,14 @@ class WatchSession:
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.scope = Scope(project, graph, targets, self.ignore)
         self.known: dict[str, bytes | None] = {}  # path -> digest the last build saw
+        self.known_dirs: set[str] = set()  # the directories those are in
         self.control_digest = self._control_digest()
         self.services: list[Service] = []
         self.watchers: list[threading.Thread] = []
         self.stop_watching = threading.Event()
         self.build_thread: threading.Thread | None = None
         self.executor: Executor | None = None
-        self.pending = False  # a change came during the build: build again after it
+        self.pending: list[str] = []  # changed during the build: build again after it
         self.last_build: float | None = None
         self._set_services()
 
@@ -352,7 +367,7 @@ class WatchSession:
         if not changed:
             return
         if self.build_thread is not None:
-            self.pending = True
+            self.pending += [p for p in changed if p not in self.pending]
             if self.opts.restart_build and self.executor is not None:
                 self._say("change during the build: cancelling it")
                 self.executor.cancel()
@@ -369,7 +384,7 @@ class WatchSession:
         control = sorted(p for p in paths if p in self.scope.control)
         if control and self._control_digest() != self.control_digest and self._reload():
             changed += control
-        for rel in sorted(paths - self.scope.control):
+        for rel in sorted(self._files_of(paths - self.scope.control)):
             if not self.scope.relevant(rel):
                 continue
             try:
@@ -385,6 +400,36 @@ class WatchSession:
                 changed.append(rel)
             self.known[rel] = now
         return changed
+
+    def _files_of(self, paths: set[str]) -> set[str]:
+        """The files these event paths stand for. A directory that arrived whole (moved
+        in, created with its files) stands for the files in it — and may be where the
+        inputs point, so the watchers follow it; one that left whole stands for the
+        inputs that were in it."""
+        root = self.project.root
+        files: set[str] = set()
+        arrived = []
+        for rel in paths:
+            full = os.path.join(root, rel)
+            if os.path.isdir(full):
+                if self.scope.could_hold(rel):
+                    arrived.append(rel)
+            elif os.path.lexists(full):
+                files.add(rel)
+            else:
+                files.add(rel)
+                files.update(p for p in self.known if p.startswith(rel + "/"))
+        if arrived:
+            if watch_roots(root, self.scope.patterns) != (self.scope.deep, self.scope.flat):
+                self.scope.deep, self.scope.flat = watch_roots(root, self.scope.patterns)
+                self._stop_watchers()
+                self._start_watchers()  # before the walk: nothing created now is missed
+            for rel in arrived:
+                for dirpath, dirnames, names in os.walk(os.path.join(root, rel)):
+                    dirnames[:] = [d for d in dirnames if d not in globs.ALWAYS_SKIPPED]
+                    sub = os.path.relpath(dirpath, root).replace(os.sep, "/")
+                    files.update(f"{sub}/{n}" for n in names)
+        return files
 
     def _control_digest(self) -> bytes:
         from .fingerprint import digest
@@ -484,6 +529,14 @@ class WatchSession:
         for files in planner._inputs.values():
             for i, p in enumerate(files.paths):
                 self.known[p] = files.digests[32 * i : 32 * i + 32]
+        dirs = set()
+        for p in self.known:
+            while "/" in p:
+                p = p.rpartition("/")[0]
+                if p in dirs:
+                    break
+                dirs.add(p)
+        self.known_dirs = dirs  # replaced whole: the watcher threads read it
 
     def _on_built(self, outcome: Outcome | None) -> None:
         self.build_thread = None
@@ -494,8 +547,8 @@ class WatchSession:
         if outcome is not None:
             self.last_build = outcome.duration
         if self.pending:
-            self.pending = False
-            self._build(["(changed during the last build)"])
+            changed, self.pending = self.pending, []
+            self._build(changed)
             return
         if ok:
             self._restart_services()
@@ -583,7 +636,11 @@ class WatchSession:
         def keep(change: Any, path: str) -> bool:
             if not path.startswith(root):
                 return False
-            return self.scope.relevant(path[len(root) :].replace(os.sep, "/"))
+            rel = path[len(root) :].replace(os.sep, "/")
+            if self.scope.relevant(rel):
+                return True
+            # A directory that came or went whole: its files are looked at later.
+            return os.path.isdir(path) or rel in self.known_dirs
 
         try:
             for batch in watchfiles.watch(
