@@ -13,6 +13,7 @@ import os
 import threading
 import time
 
+from .errors import StoreError
 from .fingerprint import digest
 
 
@@ -32,10 +33,15 @@ class TaskLocks:
 
         with self._mutex:
             if self._lock_fd is None:
-                os.makedirs(self.dir, exist_ok=True)
-                self._lock_fd = os.open(
-                    os.path.join(self.dir, "locks"), os.O_RDWR | os.O_CREAT, 0o644
-                )
+                try:
+                    os.makedirs(self.dir, exist_ok=True)
+                    self._lock_fd = os.open(
+                        os.path.join(self.dir, "locks"), os.O_RDWR | os.O_CREAT, 0o644
+                    )
+                except OSError as e:
+                    raise StoreError(
+                        f"cannot use the cache directory {self.dir}: {e.strerror or e}"
+                    ) from None
             fd = self._lock_fd
         if flags & fcntl.LOCK_NB:
             try:

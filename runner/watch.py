@@ -490,16 +490,17 @@ class WatchSession:
 
         outcome = None
         order = self.scope.build_order
+        planner = None
         if order:
-            planner = make_planner(
-                self.project,
-                self.scope.graph,
-                self.err,
-                no_cache=self.opts.no_cache,
-                force=self.opts.force,
-                remote_cache=self.opts.remote_cache,
-            )
             try:
+                planner = make_planner(
+                    self.project,
+                    self.scope.graph,
+                    self.err,
+                    no_cache=self.opts.no_cache,
+                    force=self.opts.force,
+                    remote_cache=self.opts.remote_cache,
+                )
                 outcome = execute(
                     self.project,
                     self.scope.graph,
@@ -517,7 +518,7 @@ class WatchSession:
             except Exception as e:  # a store error, a bug: report it and keep watching
                 self._say(f"the build could not run: {e}", err=True)
             finally:
-                if planner.store is not None:
+                if planner is not None and planner.store is not None:
                     planner.store.close()
         self.events.put(("built", outcome))
 

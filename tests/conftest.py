@@ -360,9 +360,18 @@ class Watching:
         ok = poll(lambda: want <= watched_dirs(self.pid, self.project.root), timeout)
         assert ok, f"not watching {want - watched_dirs(self.pid, self.project.root)}"
 
+    def idle(self) -> bool:
+        """Is no re-run under way: was the last re-run (`[watch] changed: ...`) followed
+        by the status line that ends each one (`[watch] watching ...`)?"""
+        last = ""
+        for line in self.out:
+            if line.startswith(("[watch] changed:", "[watch] watching")):
+                last = line
+        return not last.startswith("[watch] changed:")
+
     def settle(self, *files: str, quiet: float = 1.0, timeout: float = 30.0) -> None:
-        """Wait until neither the output nor these files (relative to the project) have
-        changed for `quiet` seconds."""
+        """Wait until no re-run is under way and neither the output nor these files
+        (relative to the project) have changed for `quiet` seconds."""
         def snapshot() -> tuple[object, ...]:
             sizes = []
             for rel in files:
@@ -377,7 +386,7 @@ class Watching:
         while time.monotonic() < end:
             time.sleep(0.05)
             now = snapshot()
-            if now != last:
+            if now != last or not self.idle():
                 last, since = now, time.monotonic()
             elif time.monotonic() - since >= quiet:
                 return
