@@ -35,16 +35,24 @@ class CodeDigest:
     def __init__(self, root: str) -> None:
         self.root = os.path.join(os.path.abspath(root), "")
         self._module_files: dict[str, bytes] = {}
+        self._local: dict[str, bool] = {}
         self._outside = tuple(
             os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix} if p
         )
 
     def local(self, filename: str | None) -> bool:
+        """Is this file the project's own code (not the standard library, not an
+        installed package, even one in a virtual environment inside the project)?"""
         if not filename or not filename.startswith(self.root):
             return False
-        if filename.startswith(self._outside) and not self.root.startswith(self._outside):
-            return False
-        return "site-packages" not in filename and "dist-packages" not in filename
+        known = self._local.get(filename)
+        if known is None:
+            known = self._local[filename] = (
+                not (filename.startswith(self._outside) and not self.root.startswith(self._outside))
+                and "site-packages" not in filename
+                and "dist-packages" not in filename
+            )
+        return known
 
     def of_task(self, task: Task) -> bytes:
         h = blake3.blake3()

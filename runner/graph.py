@@ -78,11 +78,9 @@ class Graph:
         """The canonical names of a task's direct dependencies."""
         found = self._deps.get(name)
         if found is None:
-            seen: list[str] = []
+            seen: dict[str, None] = {}  # in order, each once (an alias and its name too)
             for d in self.tasks[name].deps:
-                real = self.resolve(d, needed_by=name).name
-                if real not in seen:
-                    seen.append(real)
+                seen[self.resolve(d, needed_by=name).name] = None
             found = self._deps[name] = tuple(seen)
         return found
 

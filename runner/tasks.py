@@ -279,7 +279,7 @@ class _Check:
             return ()
         if isinstance(value, (str, Task)):
             value = (value,)
-        names: list[str] = []
+        names: dict[str, None] = {}  # in order, each once
         try:
             items = list(value)
         except TypeError:
@@ -291,8 +291,7 @@ class _Check:
                 d = d.name
             elif not isinstance(d, str):
                 raise self.fail("deps", f"expected a task or a task name, got {d!r}")
-            if d not in names:
-                names.append(d)
+            names[d] = None
         return tuple(names)
 
     def env(self, value: Iterable[str] | str) -> tuple[str, ...]:
