@@ -60,24 +60,25 @@ def main() -> int:
     ap.add_argument("--keep", help="build the trees in DIR and keep them")
     a = ap.parse_args()
     names = " ".join(f"t{k}" for k in range(TASKS)).split()
-    print("| input files | no-op median | per file | vs. the first size |")
+    print("| input files | no-op median | per file | each added file |")
     print("|---:|---:|---:|---:|")
-    first = None
+    last: tuple[int, float] | None = None
     for n in a.sizes:
         root = os.path.join(a.keep, f"n{n}") if a.keep else tempfile.mkdtemp(prefix="noop-")
         os.makedirs(root, exist_ok=True)
         try:
             if not os.path.exists(os.path.join(root, "tasksfile.py")):
                 make_tree(root, n)
-            run(root, *names)            # the full build
-            time.sleep(0.2)              # past the file system's clock tick (racy rule)
-            run(root, *names)            # settles the stat cache
+            run(root, *names)  # the full build
+            time.sleep(0.2)  # past the file system's clock tick (racy rule)
+            run(root, *names)  # settles the stat cache
             times = [run(root, *names) for _ in range(a.runs)]
             med = statistics.median(times)
-            per = med / n * 1e6
-            first = first or per
-            print(f"| {n:,} | {med * 1000:.1f} ms | {per:.2f} µs | {per / first:.2f}x |",
+            # What each file added since the previous size costs: flat when linear.
+            step = f"{(med - last[1]) / (n - last[0]) * 1e6:.2f} µs" if last else ""
+            print(f"| {n:,} | {med * 1000:.1f} ms | {med / n * 1e6:.2f} µs | {step} |",
                   flush=True)
+            last = (n, med)
         finally:
             if not a.keep:
                 shutil.rmtree(root, ignore_errors=True)
