@@ -94,7 +94,6 @@ class Planner:
         self._global: bytes | None = None
         self._ignore_stats: dict[str, Any] = {}  # stat of each ignore file, this run
         self._virtual: dict[str, tuple[bytes, int] | None] = {}  # dry run: restored files
-        self.files_read = 0
 
     # ------------------------------------------------------------ fingerprints
     def _record(self, name: str) -> dict[str, Any] | None:
@@ -115,8 +114,7 @@ class Planner:
         rec = self._record(name)
         files = self._expand_inputs(name, task, rec)
         previous = fp.FileSet.from_record(rec.get("inputs")) if rec else None
-        inputs, read = fp.scan(self.root, files, previous)
-        self.files_read += read
+        inputs, _read = fp.scan(self.root, files, previous)
         if self._virtual and task.inputs:
             inputs = self._overlay(task, inputs)
         self._inputs[name] = inputs
@@ -203,8 +201,7 @@ class Planner:
                 rec = self._record(":global") or {}
                 files = globs.expand(self.root, patterns, skip=self.skip_dirs).files
                 previous = fp.FileSet.from_record(rec.get("inputs"))
-                found, read = fp.scan(self.root, files, previous)
-                self.files_read += read
+                found, _read = fp.scan(self.root, files, previous)
                 self._global = found.digest
                 if found is not previous and self.store is not None and not self.dry_run:
                     self.store.save_record(":global", {"inputs": found.to_record()})
@@ -273,8 +270,7 @@ class Planner:
             else []
         )
         previous = fp.FileSet.from_record(rec.get("out")) if rec else None
-        found, read = fp.scan(self.root, list(expected), previous)
-        self.files_read += read
+        found, _read = fp.scan(self.root, list(expected), previous)
         reasons = []
         # The outputs as the last run of this entry left or checked them, their stat data
         # unchanged: in place, byte for byte (the common case, checked cheaply).

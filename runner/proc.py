@@ -92,7 +92,6 @@ class TaskContext:
         self.command = command  # each command as it starts
         self.command_done = command_done  # (command, exit code, seconds) as each ends
         self.interactive = interactive  # commands may read the terminal (stdin)
-        self.commands: list[str] = []
         self.partial: dict[str, str] = {}  # what print() wrote after its last newline
 
 
@@ -210,7 +209,6 @@ def sh(
     if ctx is not None:  # relative to the project root, wherever runner was started
         cwd = ctx.root if cwd is None else os.path.join(ctx.root, cwd)
     if ctx is not None:
-        ctx.commands.append(shown)
         ctx.command(shown)
     stdin = None if (ctx is None or ctx.interactive) else subprocess.DEVNULL
     began = time.monotonic()
