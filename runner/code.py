@@ -36,6 +36,7 @@ class CodeDigest:
         self.root = os.path.join(os.path.abspath(root), "")
         self._module_files: dict[str, bytes] = {}
         self._local: dict[str, bool] = {}
+        self._library: dict[int, tuple[Any, bytes]] = {}  # id -> (object, what it counts as)
         self._outside = tuple(
             os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix} if p
         )
@@ -69,11 +70,8 @@ class CodeDigest:
         seen.add(id(code))
         g = getattr(fn, "__globals__", {})
         self._code(code, g, h, seen, getattr(fn, "__doc__", None))
-        h.update(
-            _canon(
-                (getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None))
-            ).encode()
-        )
+        defaults = getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None)
+        h.update(_NO_DEFAULTS if defaults == (None, None) else _canon(defaults).encode())
         cells = getattr(fn, "__closure__", None) or ()
         for name, cell in zip(code.co_freevars, cells, strict=False):
             try:
@@ -104,13 +102,19 @@ class CodeDigest:
                 self._value(g[name], h, seen)
 
     def _value(self, v: Any, h: Any, seen: set[int]) -> None:
+        known = self._library.get(id(v))
+        if known is not None and known[0] is v:
+            h.update(known[1])  # a library function, named before in this run
+            return
         if type(v).__name__ == "Task" and hasattr(v, "fn"):
             v = v.fn
         if isinstance(v, types.FunctionType):
             if self.local(v.__code__.co_filename):
                 self._function(v, h, seen)
             else:
-                h.update(f"fn:{v.__module__}.{v.__qualname__}".encode())
+                name = f"fn:{v.__module__}.{v.__qualname__}".encode()
+                self._library[id(v)] = (v, name)
+                h.update(name)
         elif isinstance(v, types.ModuleType):
             h.update(f"module:{v.__name__}".encode())
             if self.local(getattr(v, "__file__", None)):
@@ -165,6 +169,9 @@ class CodeDigest:
         d = digest(repr(sorted(files.items())).encode())
         self._module_files[name] = d
         return d
+
+
+_NO_DEFAULTS = b"tuple(None,None)"  # what _canon((None, None)) is
 
 
 def _canon(v: Any, depth: int = 0) -> str:

@@ -191,20 +191,40 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
 def stat_pack(root: str, paths: list[str]) -> tuple[Any, bool]:
     """(inode, size, mtime_ns, ctime_ns) of each file, packed in an array('q'), and
     whether any is gone (its entry is -2s)."""
-    prefix = root + "/"
+    fd = root_fd(root)
     stat = os.stat
     now = array("q")
     add = now.extend
     vanished = False
     for p in paths:
         try:
-            st = stat(prefix + p)
+            st = stat(p, dir_fd=fd)
         except (FileNotFoundError, NotADirectoryError):
             vanished = True
             add(_GONE)
             continue
         add((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return now, vanished
+
+
+_ROOT_FDS: dict[str, int] = {}
+
+
+def root_fd(root: str, *, check: bool = False) -> int:
+    """A descriptor of the project root, to stat files relative to it: the kernel then
+    walks only the relative part, and a no-op run stats every input. Kept for the life
+    of the process; `check` (once per run) opens it again if `root` now names another
+    directory."""
+    fd = _ROOT_FDS.get(root)
+    if fd is not None:
+        if not check:
+            return fd
+        here, there = os.stat(root), os.fstat(fd)
+        if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+            return fd
+        os.close(fd)
+    fd = _ROOT_FDS[root] = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    return fd
 
 
 HashResult = tuple  # ((ino, size, mtime_ns, ctime_ns), digest, mode, hashed_at_ns)

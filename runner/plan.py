@@ -82,6 +82,7 @@ class Planner:
         self.environ = os.environ if environ is None else environ
         self.warn = warn or (lambda msg: None)
         self.skip_dirs = [os.path.relpath(project.cache_dir, project.root).replace(os.sep, "/")]
+        fp.root_fd(self.root, check=True)
         self._code = CodeDigest(self.root)
         self._records: dict[str, dict[str, Any]] | None = None
         self._fps: dict[str, fp.Fingerprint] = {}
@@ -120,12 +121,13 @@ class Planner:
         self._inputs[name] = inputs
         if inputs is not previous or self._walks[name] is not (rec or {}).get("walk"):
             self._rescanned.add(name)
+        fps = self._fps
         result = fp.Fingerprint(
             version=fp.version_tag(name),
             code=self._code.of_task(task),
-            args=fp.arg_digests(args),
-            env=fp.env_digests(task.env, self.environ),
-            deps={d: self._fps[d].key for d in self.graph.deps(name) if d in self._fps},
+            args=fp.arg_digests(args) if args else {},
+            env=fp.env_digests(task.env, self.environ) if task.env else {},
+            deps={d: fps[d].key for d in self.graph.deps(name) if d in fps},
             inputs=inputs,
             glob=self._global_digest(),
             last=rec,
@@ -260,6 +262,16 @@ class Planner:
     ) -> Decision:
         """A cache hit: are the outputs that run produced in place, byte for byte?"""
         assert self.store is not None
+        if rec is not None and rec.get("key") == new.key and self._outputs_as_left(task, rec):
+            # The outputs as the last run of this entry left or checked them, their stat
+            # data unchanged, and no pattern that could match a stale file: in place,
+            # byte for byte. The common case, checked cheaply.
+            if name in self._rescanned or time.time() - rec.get("used", 0) > 3600:
+                # A touched input's new stat data, for next time; and, at most hourly,
+                # when the entry was last used (for `cache prune`).
+                out = fp.FileSet.from_record(rec["out"]) or fp.EMPTY
+                self._pending[name] = self._updated_record(name, new, entry, out)
+            return Decision(SKIP, ["up to date"], saved=entry["duration"])
         expected = {p: (d, mode) for p, d, mode, _size in entry["outputs"]}
         # Files the outputs match that the cached run did not make (stale): only a
         # pattern with a wildcard can match one.
@@ -312,6 +324,23 @@ class Planner:
             # the entry was last used (for `cache prune`).
             self._pending[name] = self._updated_record(name, new, entry, found)
         return Decision(SKIP, ["up to date"], saved=entry["duration"])
+
+    def _outputs_as_left(self, task: Task, rec: dict[str, Any]) -> bool:
+        """Are the outputs of the task's last run exactly as it left or checked them
+        (same stat data), with no output pattern that could match another file?"""
+        out = rec.get("out")
+        if not out:
+            return False
+        paths = out[0]
+        if (
+            len(paths) != len(task.outputs)
+            or sorted(task.outputs) != paths
+            or paths != [o[0] for o in rec["outputs"]]
+            or any(globs.has_magic(p) for p in paths)
+        ):
+            return False  # a wildcard pattern, or an output the run did not make
+        now, vanished = fp.stat_pack(self.root, paths)
+        return not vanished and now.tobytes() == out[1]
 
     def _from_remote(self, name: str, key: bytes) -> dict[str, Any] | None:
         """A remote cache's entry for this fingerprint, brought into the local store
@@ -478,7 +507,7 @@ class Planner:
 
 def _dir_stat(root: str, rel: str) -> tuple[int, int]:
     try:
-        st = os.stat(os.path.join(root, rel) if rel else root)
+        st = os.stat(rel or ".", dir_fd=fp.root_fd(root))
     except OSError:
         return (-1, -1)
     return (st.st_mtime_ns, st.st_ino)
