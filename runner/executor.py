@@ -9,6 +9,7 @@ happens goes out as events; nothing here prints.
 
 from __future__ import annotations
 
+import gc
 import queue
 import signal
 import threading
@@ -251,6 +252,7 @@ class Executor:
         if decision.action != RUN:
             status = ev.RESTORED if decision.action == RESTORE else ev.CACHED
             return ev.TaskFinished(name, status, reason=decision.reason, saved=decision.saved)
+        gc.enable()  # the task's own code runs: it may make garbage only the collector finds
         scope = Scope(name)
         thread = threading.Thread(
             target=self._work, args=(name, decision, scope), name=f"task:{name}", daemon=True

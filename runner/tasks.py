@@ -129,8 +129,6 @@ class Task(_Frozen):
         "ci",
         "schedule",
         "params",
-        "summary",
-        "doc",
         "file",
         "line",
     )
@@ -150,8 +148,6 @@ class Task(_Frozen):
     ci: Mapping[str, Any]
     schedule: str | None
     params: tuple[Param, ...]
-    summary: str
-    doc: str
     file: str
     line: int
 
@@ -186,28 +182,35 @@ class Task(_Frozen):
                 "'_', '.', '-' (not first), with ':' between namespaces",
             )
         bad = _Check(name)
-        doc = _cleandoc(getattr(fn, "__doc__", None) or "")
-        self._set(
-            name=name,
-            fn=fn,
-            deps=bad.deps(deps),
-            inputs=bad.paths("inputs", inputs),
-            outputs=bad.paths("outputs", outputs),
-            env=bad.env(env),
-            cache=bad.cache(cache, inputs, service),
-            default=bad.flag("default", default),
-            aliases=bad.aliases(aliases),
-            timeout=bad.timeout(timeout),
-            retries=bad.retries(retries),
-            service=bad.flag("service", service),
-            ci=bad.ci(ci),
-            schedule=bad.schedule(schedule),
-            params=_params(name, fn),
-            summary=doc.splitlines()[0].strip() if doc else "",
-            doc=doc,
-            file=code.co_filename if code else "<unknown>",
-            line=code.co_firstlineno if code else 0,
-        )
+        put = object.__setattr__  # once validated, each value is set once (see _Frozen)
+        put(self, "name", name)
+        put(self, "fn", fn)
+        put(self, "deps", bad.deps(deps))
+        put(self, "inputs", bad.paths("inputs", inputs))
+        put(self, "outputs", bad.paths("outputs", outputs))
+        put(self, "env", bad.env(env))
+        put(self, "cache", bad.cache(cache, inputs, service))
+        put(self, "default", bad.flag("default", default))
+        put(self, "aliases", bad.aliases(aliases))
+        put(self, "timeout", bad.timeout(timeout))
+        put(self, "retries", bad.retries(retries))
+        put(self, "service", bad.flag("service", service))
+        put(self, "ci", bad.ci(ci))
+        put(self, "schedule", bad.schedule(schedule))
+        put(self, "params", _params(name, fn))
+        put(self, "file", code.co_filename if code else "<unknown>")
+        put(self, "line", code.co_firstlineno if code else 0)
+
+    @property
+    def doc(self) -> str:
+        """The function's docstring, without its source indentation."""
+        return _cleandoc(getattr(self.fn, "__doc__", None) or "")
+
+    @property
+    def summary(self) -> str:
+        """The docstring's first line: what `--list` shows."""
+        doc = self.doc
+        return doc.splitlines()[0].strip() if doc else ""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)

@@ -48,6 +48,9 @@ def watch_command(
     out: TextIO,
     err: TextIO,
 ) -> int:
+    import gc
+
+    gc.enable()  # watch lives long (see runner.__main__)
     session = WatchSession(opts, project, graph, [n for n, _ in invocations], args, out, err)
     return session.run()
 
