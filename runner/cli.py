@@ -469,8 +469,6 @@ def _parse_invocations(
     """`build test --k=x --verbose lint` -> [(build, {}), (test, {k: x, verbose: True}),
     (lint, {})]. A global option may follow a task when the task has no option of that
     name."""
-    from .describe import usage
-
     invocations: list[tuple[str, dict[str, Any]]] = []
     i = 0
     while i < len(words):
@@ -504,7 +502,7 @@ def _parse_invocations(
                     where = f" for task '{current.name}'"
                 raise UsageError(
                     f"unknown option {flag}{where}{did_you_mean(flag, known)}",
-                    details=usage(current) if current else "",
+                    details=_usage(current) if current else "",
                 )
             i = nxt
             continue
@@ -517,21 +515,27 @@ def _parse_invocations(
                 if i + 1 >= len(words):
                     raise UsageError(
                         f"task '{current.name}': option {flag} needs a value",
-                        details=usage(current),
+                        details=_usage(current),
                     )
                 value = words[i + 1]
                 i += 1
             if negated:
                 raise UsageError(
-                    f"task '{current.name}': {flag} takes no value", details=usage(current)
+                    f"task '{current.name}': {flag} takes no value", details=_usage(current)
                 )
             try:
                 converted = param.convert(value)
             except ValueError as e:
-                raise UsageError(f"task '{current.name}': {e}", details=usage(current)) from None
+                raise UsageError(f"task '{current.name}': {e}", details=_usage(current)) from None
             i += 1
         invocations[-1][1][param.name] = converted
     return invocations
+
+
+def _usage(t: Any) -> str:
+    from .describe import usage
+
+    return usage(t)
 
 
 def _task_args(
@@ -539,8 +543,6 @@ def _task_args(
 ) -> dict[str, dict[str, Any]]:
     """The arguments of every task of the run: the defaults, with the command line's on
     top; a required option that nobody gave is an error."""
-    from .describe import usage
-
     given: dict[str, dict[str, Any]] = {}
     for name, values in invocations:
         if name in given and given[name] != values:
@@ -560,7 +562,7 @@ def _task_args(
                 + ", ".join(sorted(n for n in order if name in graph.deps(n)))
                 + ")"
             )
-            raise UsageError(f"task '{name}' needs {', '.join(missing)}{needer}", details=usage(t))
+            raise UsageError(f"task '{name}' needs {', '.join(missing)}{needer}", details=_usage(t))
         args[name] = values
     return args
 

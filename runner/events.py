@@ -3,7 +3,7 @@ store and plugins listen. The executor never prints."""
 
 from __future__ import annotations
 
-import threading
+import _thread
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ class Bus:
 
     def __init__(self) -> None:
         self._subscribers: list[Callable[[Event], None]] = []
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def subscribe(self, fn: Callable[[Event], None]) -> None:
         self._subscribers.append(fn)

@@ -10,23 +10,27 @@ happens goes out as events; nothing here prints.
 from __future__ import annotations
 
 import gc
-import queue
 import signal
-import threading
 import time
 
 from . import events as ev
 from .errors import Cancelled, StoreError, TaskError
 from .plan import RESTORE, RUN, Decision
-from .proc import Scope, TaskContext, set_context
+
+try:  # the queue alone: the `queue` module imports threading, which a no-op run never needs
+    from _queue import Empty, SimpleQueue
+except ImportError:  # pragma: no cover - an interpreter without the C module
+    from queue import Empty, SimpleQueue
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Any
 
     from .events import Bus
     from .graph import Graph
     from .plan import Planner
+    from .proc import Scope
 
 BACKOFF_BASE = 0.5  # seconds before the first retry; doubles for each one after
 BACKOFF_MAX = 30.0
@@ -162,7 +166,8 @@ class Executor:
         self.root = root
         self.grace = grace
         self.interactive = interactive
-        self._q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._q: SimpleQueue[tuple[Any, ...]] = SimpleQueue()
+        self._restore_streams: Any = None  # set once a task's code is about to run
         self._results: dict[str, ev.TaskFinished] = {}
         self._running: dict[str, _Running] = {}
         self._waiting: set[str] = set()  # tasks another runner holds; we wait for it
@@ -236,6 +241,8 @@ class Executor:
         if broken:
             return ev.TaskFinished(name, ev.SKIPPED, reason=f"dep {broken[0]} did not succeed")
         if not self.planner.lock(name, wait=False):
+            import threading
+
             self._waiting.add(name)
             self.bus.emit(
                 ev.TaskOutput(name, "waiting: another runner is running this task", "stderr")
@@ -252,7 +259,12 @@ class Executor:
         if decision.action != RUN:
             status = ev.RESTORED if decision.action == RESTORE else ev.CACHED
             return ev.TaskFinished(name, status, reason=decision.reason, saved=decision.saved)
+        import threading
+
+        from .proc import Scope
+
         gc.enable()  # the task's own code runs: it may make garbage only the collector finds
+        self._capture_streams()
         scope = Scope(name)
         thread = threading.Thread(
             target=self._work, args=(name, decision, scope), name=f"task:{name}", daemon=True
@@ -286,7 +298,7 @@ class Executor:
         wait = max(0.0, min(wake) - now) if wake else None
         try:
             return self._q.get(timeout=wait)
-        except queue.Empty:
+        except Empty:
             pass
         now = time.monotonic()
         for name, run in list(self._running.items()):
@@ -317,6 +329,8 @@ class Executor:
         run.deadline = None
         run.stop_status = status
         run.stop_at = time.monotonic() + self.grace + ABANDON_AFTER
+        import threading
+
         threading.Thread(
             target=_cancel, args=(run, reason, self.grace), daemon=True, name=f"stop:{name}"
         ).start()
@@ -335,6 +349,30 @@ class Executor:
                 run.stop_at = time.monotonic()
 
     def _install_signal_handlers(self) -> Any:
+        def handler(signum: int, frame: object) -> None:
+            self._q.put(("signal", signum))
+
+        previous = {}
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                previous[s] = signal.signal(s, handler)
+        except ValueError:
+            pass  # not the main thread (watch runs builds in another): its caller handles them
+
+        def restore() -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            if self._restore_streams is not None:
+                self._restore_streams()
+                self._restore_streams = None
+
+        return restore
+
+    def _capture_streams(self) -> None:
+        """Before the first task's code runs: what it prints goes to its own output (a
+        `TaskStream` routes print() by the thread that calls it)."""
+        if self._restore_streams is not None:
+            return
         import sys
 
         from .proc import TaskStream
@@ -346,24 +384,12 @@ class Executor:
         def restore_streams() -> None:
             sys.stdout, sys.stderr = streams
 
-        if threading.current_thread() is not threading.main_thread():
-            return restore_streams
-
-        def handler(signum: int, frame: object) -> None:
-            self._q.put(("signal", signum))
-
-        sigs = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-        previous = {s: signal.signal(s, handler) for s in sigs}
-
-        def restore() -> None:
-            for s, h in previous.items():
-                signal.signal(s, h)
-            restore_streams()
-
-        return restore
+        self._restore_streams = restore_streams
 
     # ------------------------------------------------------------------ worker
     def _work(self, name: str, decision: Decision, scope: Scope) -> None:
+        from .proc import TaskContext, set_context
+
         task = self.graph.tasks[name]
         bus = self.bus
         ctx = TaskContext(

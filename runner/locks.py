@@ -9,8 +9,8 @@ take exclusively. The kernel releases a dead process's locks.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 import time
 
 from .errors import StoreError
@@ -24,7 +24,7 @@ class TaskLocks:
         self.dir = cache_dir
         self._lock_fd: int | None = None
         self._locked: set[str] = set()
-        self._mutex = threading.Lock()
+        self._mutex = _thread.allocate_lock()
 
     PROJECT_LOCK = 0x80000000  # past every task's offset
 

@@ -36,7 +36,9 @@ def make_planner(
 
     store = None if no_cache else Store(project.cache_dir, readonly=readonly, warn=warn)
     remote = None
-    if store is not None:
+    if store is not None and (
+        remote_cache or project.config.remote_cache or project.plugins is not None
+    ):
         from .remote import Remote, backends
 
         found = backends(project, remote_cache)

@@ -17,6 +17,7 @@ rebuilt empty; the run goes on.
 
 from __future__ import annotations
 
+import _thread
 import marshal
 import os
 import time
@@ -71,9 +72,7 @@ class Store:
         self._db: sqlite3.Connection | None = None
         self.blobs = Blobs(cache_dir)  # the content-addressed store of outputs
         self.locks = TaskLocks(cache_dir)  # one task at a time across runners
-        import threading
-
-        self._mutex = threading.RLock()
+        self._mutex = _thread.allocate_lock()
 
     # ------------------------------------------------------------ opening, damage
     @property
@@ -185,14 +184,18 @@ class Store:
     def recover(self, error: Exception) -> None:
         """A read hit damage: move the database aside and carry on with a new one."""
         with self._mutex:
-            if self._db is not None:
-                try:
-                    self._db.close()
-                except sqlite3.Error:
-                    pass
-                self._db = None
-            if not self.readonly:
-                self._move_aside(str(error))
+            self._recover(error)
+
+    def _recover(self, error: Exception) -> None:
+        """recover(), the mutex held."""
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+        if not self.readonly:
+            self._move_aside(str(error))
 
     def _guard(self, fn: Callable[[sqlite3.Connection], Any], default: Any = None) -> Any:
         """Run fn(db); damage is recovered from (the answer is `default`); a full disk
@@ -220,9 +223,9 @@ class Store:
                     raise StoreError(f"the cache state is locked: {e}") from None
                 if "readonly" in str(e) or "read-only" in str(e):
                     raise StoreError(f"cannot write the cache state: {e}") from None
-                self.recover(e)
+                self._recover(e)
             except sqlite3.DatabaseError as e:
-                self.recover(e)
+                self._recover(e)
             return default
 
     def close(self) -> None:
