@@ -178,7 +178,7 @@ class Executor:
         started = time.monotonic()
         ready = _Ready(self.graph, self.order)
         stopping = False
-        self.planner.load(self.order)
+        self.planner.load(self.order, self.args)
         restore = self._install_signal_handlers()
         try:
             while True:

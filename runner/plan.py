@@ -85,7 +85,7 @@ class Planner:
         fp.root_fd(self.root, check=True)
         self._code = CodeDigest(self.root)
         self._records: dict[str, dict[str, Any]] | None = None
-        self._fps: dict[str, fp.Fingerprint] = {}
+        self._fps: dict[str, fp.Fingerprint | _Known] = {}
         self._inputs: dict[str, fp.FileSet] = {}
         self._walks: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, dict[str, Any]] = {}  # record updates after a hit
@@ -95,6 +95,12 @@ class Planner:
         self._global: bytes | None = None
         self._ignore_stats: dict[str, Any] = {}  # stat of each ignore file, this run
         self._virtual: dict[str, tuple[bytes, int] | None] = {}  # dry run: restored files
+        # runner.snapshot: the tasks a snapshot found up to date (name -> key, saved),
+        # and what this run's checks looked at, for the next one (None: not all were
+        # up to date as their records say).
+        self._covered: dict[str, tuple[bytes, float]] = {}
+        self._order: list[str] = []
+        self._evidence: Any = None
 
     # ------------------------------------------------------------ fingerprints
     def _record(self, name: str) -> dict[str, Any] | None:
@@ -104,10 +110,49 @@ class Planner:
                 self._records = self.store.records(self.graph.tasks)
         return self._records.get(name)
 
-    def load(self, names: list[str]) -> None:
-        """Read the records of these tasks in one query (before deciding about them)."""
-        if self._records is None and self.store is not None:
-            self._records = self.store.records(names)
+    def load(self, names: list[str], args: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Before a run of these tasks (deps first), with their arguments: when the
+        snapshot of their last run still holds, every cached one is up to date;
+        otherwise read their records in one query."""
+        if self.store is None or self._records is not None:
+            return
+        self._order = list(names)
+        if not self.dry_run and not self.force and args is not None:
+            from . import snapshot
+
+            self._evidence = snapshot.Evidence()
+            self._covered = self._from_snapshot(names, args)
+        self._records = self.store.records([n for n in names if n not in self._covered])
+
+    def _from_snapshot(
+        self, names: list[str], args: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, tuple[bytes, float]]:
+        """The tasks the snapshot of the last run of `names` finds up to date (all the
+        cached ones, or none)."""
+        from . import snapshot
+
+        assert self.store is not None
+        snap = self.store.snapshot(snapshot.name_of(names))
+        if snap is None or snap["glob"] != self._global_digest():
+            return {}
+        tasks = self.graph.tasks
+        covered: dict[str, tuple[bytes, float]] = {}
+        for name, key, code, arg_digests, env, saved in snap["tasks"]:
+            task = tasks.get(name)
+            if (
+                task is None
+                or not task.cache
+                or code != self._code.of_task(task)
+                or arg_digests != (fp.arg_digests(args[name]) if args.get(name) else {})
+                or env != (fp.env_digests(task.env, self.environ) if task.env else {})
+            ):
+                return {}
+            covered[name] = (key, saved)
+        if any(tasks[n].cache and n not in covered for n in names):
+            return {}
+        if not snapshot.files_unchanged(self.root, snap):
+            return {}
+        return covered
 
     def fingerprint(self, name: str, args: Mapping[str, Any]) -> fp.Fingerprint:
         """The task's fingerprint now (its deps' must be computed first)."""
@@ -200,7 +245,10 @@ class Planner:
             if not patterns:
                 self._global = b""
             else:
-                rec = self._record(":global") or {}
+                if self._records is None and self.store is not None:
+                    rec = self.store.records([":global"]).get(":global") or {}
+                else:
+                    rec = self._record(":global") or {}
                 files = globs.expand(self.root, patterns, skip=self.skip_dirs).files
                 previous = fp.FileSet.from_record(rec.get("inputs"))
                 found, _read = fp.scan(self.root, files, previous)
@@ -212,6 +260,10 @@ class Planner:
     # ------------------------------------------------------------ deciding
     def decide(self, name: str, args: Mapping[str, Any], deps: Mapping[str, str]) -> Decision:
         """Run, skip or restore, and why. `deps`: each dep's status in this run."""
+        covered = self._covered.get(name)
+        if covered is not None:
+            self._fps[name] = _Known(covered[0])
+            return Decision(SKIP, ["up to date"], saved=covered[1])
         task = self.graph.tasks[name]
         if self.store is None:
             self.fingerprint(name, args)
@@ -249,6 +301,7 @@ class Planner:
             else:
                 entry = self._from_remote(name, new.key)
         if entry is None:
+            self._evidence = None
             return Decision(RUN, fp.describe_changes(rec, new, deps))
         return self._check_outputs(name, task, new, rec, entry)
 
@@ -266,12 +319,22 @@ class Planner:
             # The outputs as the last run of this entry left or checked them, their stat
             # data unchanged, and no pattern that could match a stale file: in place,
             # byte for byte. The common case, checked cheaply.
+            if self._evidence is not None and name not in self._rescanned:
+                inputs, out = rec["inputs"], rec["out"]
+                self._evidence.add(
+                    (name, new.key, new.code, new.args, new.env, entry["duration"]),
+                    rec["walk"],
+                    [(inputs[0], inputs[1]), (out[0], out[1])],
+                )
+            else:
+                self._evidence = None
             if name in self._rescanned or time.time() - rec.get("used", 0) > 3600:
                 # A touched input's new stat data, for next time; and, at most hourly,
                 # when the entry was last used (for `cache prune`).
                 out = fp.FileSet.from_record(rec["out"]) or fp.EMPTY
                 self._pending[name] = self._updated_record(name, new, entry, out)
             return Decision(SKIP, ["up to date"], saved=entry["duration"])
+        self._evidence = None  # not as the record says: no snapshot of this run
         expected = {p: (d, mode) for p, d, mode, _size in entry["outputs"]}
         # Files the outputs match that the cached run did not make (stale): only a
         # pattern with a wildcard can match one.
@@ -341,6 +404,27 @@ class Planner:
             return False  # a wildcard pattern, or an output the run did not make
         now, vanished = fp.stat_pack(self.root, paths)
         return not vanished and now.tobytes() == out[1]
+
+    def _save_snapshot(self) -> None:
+        """When every cached task of the run was up to date as its record says, keep
+        what the checks looked at for the next run — unless a task that is not cached
+        (it always runs) comes before one of them: it may change their inputs, and a
+        snapshot is checked before anything runs."""
+        evidence, self._evidence = self._evidence, None
+        if evidence is None or self._covered or not evidence.tasks or self.store is None:
+            return
+        tasks = self.graph.tasks
+        cached = [n for n in self._order if tasks[n].cache]
+        if len(cached) != len(evidence.tasks):
+            return  # one was not decided (the run stopped early)
+        last_cached = max(i for i, n in enumerate(self._order) if tasks[n].cache)
+        if any(not tasks[n].cache for n in self._order[:last_cached]):
+            return  # a task that always runs comes first: it may change their inputs
+        from . import snapshot
+
+        snap = evidence.build(self._global_digest())
+        if snap is not None:
+            self.store.save_snapshot(snapshot.name_of(self._order), snap)
 
     def _from_remote(self, name: str, key: bytes) -> dict[str, Any] | None:
         """A remote cache's entry for this fingerprint, brought into the local store
@@ -424,7 +508,12 @@ class Planner:
         nothing was stored, or None."""
         task = self.graph.tasks[name]
         new = self._fps.get(name)
-        if self.store is None or self.dry_run or new is None or not task.cache:
+        if (
+            self.store is None
+            or self.dry_run
+            or not isinstance(new, fp.Fingerprint)
+            or not task.cache
+        ):
             return None
         moved = self._inputs_moved(name)
         if moved:
@@ -487,7 +576,10 @@ class Planner:
             self.store.save_record(name, record)
 
     def lock(self, name: str, wait: bool) -> bool:
-        if self.store is None or self.dry_run:
+        # A task a snapshot found up to date is not locked: nothing is written for it,
+        # and its outputs were as it left them (another runner that ran it since would
+        # have changed their stat data).
+        if self.store is None or self.dry_run or name in self._covered:
             return True
         return self.store.locks.lock(name, wait)
 
@@ -496,13 +588,25 @@ class Planner:
             self.store.locks.unlock(name)
 
     def finish(self) -> None:
-        """After the run: save what hits refreshed (touched files), mark used entries."""
+        """After the run: save what hits refreshed (touched files), mark used entries,
+        keep a snapshot of a run that found every cached task up to date."""
         if self.store is None or self.dry_run:
             return
+        self._save_snapshot()
         self.store.save_records(self._pending)
         self._used += [r["key"] for r in self._pending.values()]
         self._pending.clear()
         self.store.touch_entries(self._used)
+
+
+class _Known:
+    """The fingerprint of a task a snapshot found up to date: its key is all that the
+    tasks after it need."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
 
 
 def _dir_stat(root: str, rel: str) -> tuple[int, int]:

@@ -40,8 +40,15 @@ if TYPE_CHECKING:
     from typing import Any
 
 SCHEMA_VERSION = 2
+# Made on first use in a store that predates it (no new schema version: an older
+# runner ignores the table).
+SNAPSHOTS = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    name TEXT PRIMARY KEY, created REAL NOT NULL, data BLOB NOT NULL);
+"""
 KEEP_RUNS = 1000  # the history keeps this many runs
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (task TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
@@ -55,6 +62,9 @@ CREATE TABLE IF NOT EXISTS runs (
     targets TEXT, outcomes BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started);
 """
+    + SNAPSHOTS
+)
+KEEP_SNAPSHOTS = 8  # the snapshots of the targets run most recently (runner.snapshot)
 # A run's task outcomes are one sealed list [(task, status, duration)] in its row, not a
 # row each: a no-op run of 1,000 tasks writes one row.
 
@@ -271,6 +281,45 @@ class Store:
         def q(db: sqlite3.Connection) -> None:
             db.execute("BEGIN")
             db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?)", rows)
+            db.execute("COMMIT")
+
+        self._guard(q)
+
+    # ------------------------------------------------------------ snapshots
+    def snapshot(self, name: str) -> dict[str, Any] | None:
+        """The snapshot of a no-op run of these targets (runner.snapshot), if any."""
+
+        def q(db: sqlite3.Connection) -> Any:
+            try:
+                return db.execute("SELECT data FROM snapshots WHERE name=?", (name,)).fetchone()
+            except sqlite3.OperationalError as e:
+                if "no such table" in str(e):
+                    return None  # a store from before snapshots
+                raise
+
+        row = self._guard(q)
+        if row is None:
+            return None
+        snap = _unseal(row[0])
+        if snap is None:
+            self.recover(sqlite3.DatabaseError("a snapshot fails its checksum"))
+        return snap
+
+    def save_snapshot(self, name: str, snap: dict[str, Any]) -> None:
+        """Keep this snapshot, and those of the KEEP_SNAPSHOTS - 1 targets run before."""
+        sealed = _seal(snap)
+
+        def q(db: sqlite3.Connection) -> None:
+            db.execute(SNAPSHOTS)
+            db.execute("BEGIN")
+            db.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (name, time.time(), sealed)
+            )
+            db.execute(
+                "DELETE FROM snapshots WHERE name NOT IN "
+                "(SELECT name FROM snapshots ORDER BY created DESC LIMIT ?)",
+                (KEEP_SNAPSHOTS,),
+            )
             db.execute("COMMIT")
 
         self._guard(q)
