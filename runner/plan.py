@@ -95,12 +95,12 @@ class Planner:
         self._global: bytes | None = None
         self._ignore_stats: dict[str, Any] = {}  # stat of each ignore file, this run
         self._virtual: dict[str, tuple[bytes, int] | None] = {}  # dry run: restored files
-        # runner.snapshot: the tasks a snapshot found up to date (name -> key, saved),
-        # and what this run's checks looked at, for the next one (None: not all were
-        # up to date as their records say).
-        self._covered: dict[str, tuple[bytes, float]] = {}
+        # runner.snapshot: the tasks the last run's snapshot found up to date (name ->
+        # its entry), and the entries of the tasks this run found up to date as their
+        # records say (None: snapshots are off for this run).
+        self._covered: dict[str, tuple[Any, ...]] = {}
         self._order: list[str] = []
-        self._evidence: Any = None
+        self._evidence: dict[str, tuple[Any, ...]] | None = None
 
     # ------------------------------------------------------------ fingerprints
     def _record(self, name: str) -> dict[str, Any] | None:
@@ -111,24 +111,23 @@ class Planner:
         return self._records.get(name)
 
     def load(self, names: list[str], args: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        """Before a run of these tasks (deps first), with their arguments: when the
-        snapshot of their last run still holds, every cached one is up to date;
-        otherwise read their records in one query."""
+        """Before a run of these tasks (deps first), with their arguments: those the
+        snapshot of their last run still finds up to date are (runner.snapshot); read
+        the records of the others in one query."""
         if self.store is None or self._records is not None:
             return
         self._order = list(names)
         if not self.dry_run and not self.force and args is not None:
-            from . import snapshot
-
-            self._evidence = snapshot.Evidence()
+            self._evidence = {}
             self._covered = self._from_snapshot(names, args)
         self._records = self.store.records([n for n in names if n not in self._covered])
 
     def _from_snapshot(
         self, names: list[str], args: Mapping[str, Mapping[str, Any]]
-    ) -> dict[str, tuple[bytes, float]]:
-        """The tasks the snapshot of the last run of `names` finds up to date (all the
-        cached ones, or none)."""
+    ) -> dict[str, tuple[Any, ...]]:
+        """The tasks, from the start of the order, that the snapshot of the last run
+        of `names` finds up to date; the first that is not (or is not cached: it
+        runs, and may change what the tasks after it read) ends them."""
         from . import snapshot
 
         assert self.store is not None
@@ -136,22 +135,24 @@ class Planner:
         if snap is None or snap["glob"] != self._global_digest():
             return {}
         tasks = self.graph.tasks
-        covered: dict[str, tuple[bytes, float]] = {}
-        for name, key, code, arg_digests, env, saved in snap["tasks"]:
-            task = tasks.get(name)
-            if (
-                task is None
-                or not task.cache
-                or code != self._code.of_task(task)
-                or arg_digests != (fp.arg_digests(args[name]) if args.get(name) else {})
-                or env != (fp.env_digests(task.env, self.environ) if task.env else {})
-            ):
-                return {}
-            covered[name] = (key, saved)
-        if any(tasks[n].cache and n not in covered for n in names):
-            return {}
-        if not snapshot.files_unchanged(self.root, snap):
-            return {}
+        entries = {e[0]: e for e in snap["tasks"]}
+        check = snapshot.Checker(self.root, snap)
+
+        def digests_match(e: tuple[Any, ...]) -> bool:
+            task = tasks[e[0]]
+            a = args.get(e[0])
+            return (
+                e[2] == self._code.of_task(task)
+                and e[3] == (fp.arg_digests(a) if a else {})
+                and e[4] == (fp.env_digests(task.env, self.environ) if task.env else {})
+            )
+
+        covered: dict[str, tuple[Any, ...]] = {}
+        for name in names:
+            e = entries.get(name)
+            if e is None or not tasks[name].cache or not check.holds(e, digests_match):
+                break
+            covered[name] = e
         return covered
 
     def fingerprint(self, name: str, args: Mapping[str, Any]) -> fp.Fingerprint:
@@ -262,8 +263,8 @@ class Planner:
         """Run, skip or restore, and why. `deps`: each dep's status in this run."""
         covered = self._covered.get(name)
         if covered is not None:
-            self._fps[name] = _Known(covered[0])
-            return Decision(SKIP, ["up to date"], saved=covered[1])
+            self._fps[name] = _Known(covered[1])
+            return Decision(SKIP, ["up to date"], saved=covered[5])
         task = self.graph.tasks[name]
         if self.store is None:
             self.fingerprint(name, args)
@@ -301,7 +302,6 @@ class Planner:
             else:
                 entry = self._from_remote(name, new.key)
         if entry is None:
-            self._evidence = None
             return Decision(RUN, fp.describe_changes(rec, new, deps))
         return self._check_outputs(name, task, new, rec, entry)
 
@@ -320,21 +320,25 @@ class Planner:
             # data unchanged, and no pattern that could match a stale file: in place,
             # byte for byte. The common case, checked cheaply.
             if self._evidence is not None and name not in self._rescanned:
-                inputs, out = rec["inputs"], rec["out"]
-                self._evidence.add(
-                    (name, new.key, new.code, new.args, new.env, entry["duration"]),
+                from .snapshot import entry as snapshot_entry
+
+                self._evidence[name] = snapshot_entry(
+                    name,
+                    new.key,
+                    new.code,
+                    new.args,
+                    new.env,
+                    entry["duration"],
                     rec["walk"],
-                    [(inputs[0], inputs[1]), (out[0], out[1])],
+                    rec["inputs"],
+                    rec["out"],
                 )
-            else:
-                self._evidence = None
             if name in self._rescanned or time.time() - rec.get("used", 0) > 3600:
                 # A touched input's new stat data, for next time; and, at most hourly,
                 # when the entry was last used (for `cache prune`).
                 out = fp.FileSet.from_record(rec["out"]) or fp.EMPTY
                 self._pending[name] = self._updated_record(name, new, entry, out)
             return Decision(SKIP, ["up to date"], saved=entry["duration"])
-        self._evidence = None  # not as the record says: no snapshot of this run
         expected = {p: (d, mode) for p, d, mode, _size in entry["outputs"]}
         # Files the outputs match that the cached run did not make (stale): only a
         # pattern with a wildcard can match one.
@@ -406,25 +410,25 @@ class Planner:
         return not vanished and now.tobytes() == out[1]
 
     def _save_snapshot(self) -> None:
-        """When every cached task of the run was up to date as its record says, keep
-        what the checks looked at for the next run — unless a task that is not cached
-        (it always runs) comes before one of them: it may change their inputs, and a
-        snapshot is checked before anything runs."""
+        """Keep the entries of the tasks this run found up to date as their records say,
+        from the start of the order up to the first task that ran, changed, or is not
+        cached (runner.snapshot) — when that is more than the last snapshot held."""
         evidence, self._evidence = self._evidence, None
-        if evidence is None or self._covered or not evidence.tasks or self.store is None:
+        if evidence is None or self.store is None:
             return
         tasks = self.graph.tasks
-        cached = [n for n in self._order if tasks[n].cache]
-        if len(cached) != len(evidence.tasks):
-            return  # one was not decided (the run stopped early)
-        last_cached = max(i for i, n in enumerate(self._order) if tasks[n].cache)
-        if any(not tasks[n].cache for n in self._order[:last_cached]):
-            return  # a task that always runs comes first: it may change their inputs
-        from . import snapshot
+        entries = []
+        for name in self._order:
+            e = self._covered.get(name) or evidence.get(name)
+            if e is None or not tasks[name].cache:
+                break
+            entries.append(e)
+        if len(entries) > len(self._covered):
+            from . import snapshot
 
-        snap = evidence.build(self._global_digest())
-        if snap is not None:
-            self.store.save_snapshot(snapshot.name_of(self._order), snap)
+            self.store.save_snapshot(
+                snapshot.name_of(self._order), snapshot.make(entries, self._global_digest())
+            )
 
     def _from_remote(self, name: str, key: bytes) -> dict[str, Any] | None:
         """A remote cache's entry for this fingerprint, brought into the local store

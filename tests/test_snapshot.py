@@ -72,7 +72,7 @@ def settle(project, *args: str, env: dict[str, str] | None = None) -> int:
         ok(project, *args, env=env)
         if snapshots(project):
             break
-    assert snapshots(project) == 1, "no snapshot was kept"
+    assert snapshots(project) >= 1, "no snapshot was kept"
     n = runs(project)
     ok(project, *args, env=env)  # a run that uses it: nothing runs
     assert runs(project) == n
@@ -428,3 +428,21 @@ SnapshotBuild.TestCase.settings = settings(
     max_examples=8, stateful_step_count=6, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_outputs_equal_a_fresh_build_with_snapshots_between_changes = SnapshotBuild.TestCase
+
+
+def test_a_change_late_in_the_order_leaves_the_tasks_before_it_covered(project):
+    make(project)
+    n = settle(project, "test")
+    project.write("tests/test_b.py", "def test_b(): pass\n")
+    r = ok(project, "test", "-v")
+    assert runs(project, "build") == 1 and runs(project) == n + 1
+    assert "new file tests/test_b.py" in r.output
+    # Once that settles, the snapshot holds both tasks again.
+    time.sleep(PAST_RACY_WINDOW)
+    for _ in range(3):
+        ok(project, "test")
+    assert runs(project) == n + 1
+    project.write("src/a.py", "A = 5\n")
+    ok(project, "test")
+    assert runs(project) == n + 3
+    assert "A = 5" in project.read("dist/x.txt")
