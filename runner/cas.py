@@ -11,6 +11,7 @@ every blob against its digest again before any output is touched.
 from __future__ import annotations
 
 import os
+import time
 
 from .errors import StoreError
 
@@ -32,17 +33,35 @@ class Blobs:
     def has(self, d: bytes) -> bool:
         return os.path.exists(self.path(d))
 
-    def put_file(self, src: str, d: bytes) -> None:
-        """Copy file `src` (whose content has digest `d`) into the store, atomically.
-        The copy is checked against `d`: a file that changed meanwhile is refused."""
-        dest = self.path(d)
-        if os.path.exists(dest):
-            return
+    def ingest(self, src: str) -> tuple[os.stat_result, bytes, int] | None:
+        """Hash an output while copying it into the store (one read for both): its stat
+        data (taken before and after: a file that changed while it was read is read
+        again), its digest and when it was hashed; None if it is gone."""
         tmp = self._tmp_name()
         try:
-            _copy_hashing(src, tmp, d)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            os.replace(tmp, dest)
+            for _attempt in range(3):
+                st = os.stat(src)
+                hashed_at = time.time_ns()
+                d = _copy_hashing(src, tmp, None)
+                after = os.stat(src)
+                if (after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (
+                    st.st_ino,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                ):
+                    break
+                remove_file(tmp)
+                st = after
+            dest = self.path(d)
+            if os.path.exists(dest):
+                remove_file(tmp)
+            else:
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                os.replace(tmp, dest)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            remove_file(tmp)
+            return None
         except OSError as e:
             remove_file(tmp)
             if e.errno == 28:  # ENOSPC
@@ -51,6 +70,7 @@ class Blobs:
         except BaseException:
             remove_file(tmp)
             raise
+        return st, d, hashed_at
 
     def put_bytes(self, data: bytes, d: bytes) -> None:
         """Store content whose digest the caller checked (a blob from a remote cache)."""
@@ -105,8 +125,9 @@ class _DigestMismatch(Exception):
     pass
 
 
-def _copy_hashing(src: str, dest: str, expected: bytes) -> None:
-    """Copy src to dest (a new file) while hashing; raise if the digest differs."""
+def _copy_hashing(src: str, dest: str, expected: bytes | None) -> bytes:
+    """Copy src to dest (a new file) while hashing; return the digest, or raise if it
+    is not the one expected."""
     import blake3
 
     h = blake3.blake3()
@@ -114,9 +135,11 @@ def _copy_hashing(src: str, dest: str, expected: bytes) -> None:
         while chunk := fin.read(1 << 20):
             h.update(chunk)
             fout.write(chunk)
-    if h.digest() != expected:
+    d = h.digest()
+    if expected is not None and d != expected:
         remove_file(dest)
         raise _DigestMismatch(src)
+    return d
 
 
 def remove_file(path: str) -> None:

@@ -263,7 +263,12 @@ class Executor:
 
         from .proc import Scope
 
-        gc.enable()  # the task's own code runs: it may make garbage only the collector finds
+        if not gc.isenabled():
+            # The task's own code runs: it may make garbage only the collector finds.
+            # What exists now (the tasksfile, the records) lives as long as the run:
+            # frozen, the collector never walks it again.
+            gc.freeze()
+            gc.enable()
         self._capture_streams()
         scope = Scope(name)
         thread = threading.Thread(

@@ -79,17 +79,17 @@ class FileSet:
         self._modes: Any = None
         self.observed: bytes | None = None  # stat data as the last scan saw it
         if digest_ is None:
-            h = blake3.blake3()
             m = _array(modes)
+            parts = []
             for i, p in enumerate(paths):
                 b = p.encode("utf-8", "surrogateescape")
-                h.update(
+                parts.append(
                     len(b).to_bytes(4, "little")
                     + b
                     + digests[32 * i : 32 * i + 32]
                     + (b"x" if m[i] & 0o111 else b"-")
                 )
-            digest_ = h.digest()
+            digest_ = blake3.blake3(b"".join(parts)).digest()
         self.digest = digest_
 
     def __len__(self) -> int:
@@ -111,6 +111,17 @@ class FileSet:
 
     def to_record(self) -> tuple[Any, ...]:
         return (self.paths, self.stats, self.digests, self.modes, self.digest)
+
+    @classmethod
+    def hashed(cls, files: list[tuple[str, os.stat_result, bytes, int]]) -> FileSet:
+        """The set of files just hashed: (path, stat data, digest, when hashed)."""
+        stats = array("q")
+        for _p, st, _d, at in files:
+            stats.extend(_stat_entry(stat_key(st), at))
+        modes = array("q", [st.st_mode for _p, st, _d, _at in files])
+        return cls(
+            [f[0] for f in files], stats.tobytes(), b"".join(f[2] for f in files), modes.tobytes()
+        )
 
     @classmethod
     def from_record(cls, rec: Any) -> FileSet | None:
@@ -150,6 +161,10 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
     ):
         previous.observed = observed
         return previous, 0  # nothing moved: no file read, nothing recomputed
+    if previous is not None and not vanished and paths == previous.paths:
+        found = _rescan_same_files(root, paths, previous, observed)
+        if found is not None:
+            return found
     old_stats = _array(previous.stats) if previous is not None else None
     old_modes = _array(previous.modes) if previous is not None else None
     keep: dict[int, tuple[bytes, int]] = {}
@@ -172,9 +187,8 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
             d, mode = keep[i]
             stats.extend(now[4 * i : 4 * i + 4])
         elif i in hashed and hashed[i] is not None:
-            (ino, size, mtime, ctime), d, mode, at = hashed[i]  # type: ignore[misc]
-            # A racy entry is stored with no inode: it never matches, and is read again.
-            stats.extend((ino if not racy(mtime, ctime, at) else -1, size, mtime, ctime))
+            key, d, mode, at = hashed[i]  # type: ignore[misc]
+            stats.extend(_stat_entry(key, at))
         else:
             continue
         out_paths.append(p)
@@ -186,6 +200,40 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
     if not vanished:
         result.observed = observed
     return result, len(todo)
+
+
+def _rescan_same_files(
+    root: str, paths: list[str], previous: FileSet, observed: bytes
+) -> tuple[FileSet, int] | None:
+    """scan() when the files are those of `previous`, all still there (the common
+    case): only the entries whose stat data moved change. None if a file vanished
+    while it was read."""
+    old = previous.stats
+    todo = [
+        (i, f"{root}/{p}")
+        for i, p in enumerate(paths)
+        if observed[32 * i : 32 * i + 32] != old[32 * i : 32 * i + 32]
+    ]
+    stats = bytearray(observed)
+    digests = bytearray(previous.digests)
+    modes = _array(previous.modes)
+    for i, got in _hash_all(todo):
+        if got is None:
+            return None
+        key, d, mode, at = got
+        stats[32 * i : 32 * i + 32] = array("q", _stat_entry(key, at)).tobytes()
+        digests[32 * i : 32 * i + 32] = d
+        modes[i] = mode
+    result = FileSet(paths, bytes(stats), bytes(digests), modes.tobytes())
+    result.observed = observed
+    return result, len(todo)
+
+
+def _stat_entry(key: tuple[int, int, int, int], hashed_at: int) -> tuple[int, int, int, int]:
+    """The stat data kept for a file hashed at `hashed_at`: a racy entry is kept with
+    no inode, so that it never matches and the file is read again next time."""
+    ino, size, mtime, ctime = key
+    return (ino if not racy(mtime, ctime, hashed_at) else -1, size, mtime, ctime)
 
 
 def stat_pack(root: str, paths: list[str]) -> tuple[Any, bool]:
@@ -385,8 +433,16 @@ def describe_changes(
     if old.get("glob") != new.glob:
         out.append("a global input changed")
     before = FileSet.from_record(old.get("inputs")) or EMPTY
-    if before.digest != new.inputs.digest:
-        now = new.inputs
+    now = new.inputs
+    if before.digest != now.digest and before.paths == now.paths:
+        # The same files (the common case): compare their digests and modes in place.
+        old_modes, new_modes = _array(before.modes), _array(now.modes)
+        for i, p in enumerate(now.paths):
+            if before.digests[32 * i : 32 * i + 32] != now.digests[32 * i : 32 * i + 32]:
+                out.append(f"input {p} changed")
+            elif (old_modes[i] ^ new_modes[i]) & 0o111:
+                out.append(f"input {p} changed mode")
+    elif before.digest != now.digest:
         for p in sorted(set(now.paths) | set(before.paths)):
             a, b = before.get(p), now.get(p)
             if a is None:

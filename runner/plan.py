@@ -527,13 +527,16 @@ class Planner:
             if task.outputs
             else []
         )
-        made, _ = fp.scan(self.root, files, None)
+        # Each output is hashed while it is copied into the store: read once.
         outputs: list[tuple[str, bytes, int, int]] = []
-        sizes = fp.unpack(made.stats)
-        for i, p in enumerate(made.paths):
-            d, mode = made.get(p)  # type: ignore[misc]
-            self.store.blobs.put_file(os.path.join(self.root, p), d)
-            outputs.append((p, d, mode, sizes[4 * i + 1]))
+        hashed: list[tuple[str, os.stat_result, bytes, int]] = []
+        for p in files:
+            got = self.store.blobs.ingest(os.path.join(self.root, p))
+            if got is not None:
+                st, d, hashed_at = got
+                hashed.append((p, st, d, hashed_at))
+                outputs.append((p, d, st.st_mode, st.st_size))
+        made = fp.FileSet.hashed(hashed)
         entry = {"outputs": outputs, "duration": duration}
         record = self._updated_record(name, new, entry, made)
         self.store.put_entry(new.key, name, outputs, duration, record=record)

@@ -175,8 +175,6 @@ def sh(
     `check=False`. The command runs in its own process group and is killed, with all
     its descendants, when the task is cancelled or `timeout` seconds pass.
     """
-    import subprocess  # here, not at the top: a run with nothing to do never needs it
-
     ctx = current_context()
     shell = isinstance(cmd, str)
     if shell:
@@ -210,19 +208,15 @@ def sh(
         cwd = ctx.root if cwd is None else os.path.join(ctx.root, cwd)
     if ctx is not None:
         ctx.command(shown)
-    stdin = None if (ctx is None or ctx.interactive) else subprocess.DEVNULL
     began = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = _start(
             argv,
             shell=shell,
-            cwd=cwd,
+            cwd=None if cwd is None else os.fspath(cwd),
             env=full_env,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if capture else subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
+            stdin_null=not (ctx is None or ctx.interactive),
+            capture=capture,
         )
     except OSError as e:
         if cwd is not None and not os.path.isdir(cwd):
@@ -265,8 +259,122 @@ def sh(
     return Output(text, code)
 
 
+class _Child:
+    """A command started with posix_spawn: what `sh` needs of a Popen."""
+
+    def __init__(self, pid: int, stdout: int, stderr: int | None) -> None:
+        self.pid = pid
+        self.stdout: Any = _Pipe(stdout)
+        self.stderr: Any = _Pipe(stderr) if stderr is not None else None
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.returncode is None:
+            try:
+                _pid, status = os.waitpid(self.pid, 0)
+            except InterruptedError:
+                continue
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+class _Pipe:
+    """The reading end of a command's output pipe."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _start(
+    argv: str | list[str],
+    *,
+    shell: bool,
+    cwd: str | None,
+    env: Mapping[str, str] | None,
+    stdin_null: bool,
+    capture: bool,
+) -> Any:
+    """Start a command in a session of its own, its output on pipes. posix_spawn
+    (vfork and exec, and no `subprocess` to import) in the common case; Popen when the
+    command must start in another directory, which posix_spawn cannot do portably."""
+    elsewhere = cwd is not None and cwd != os.getcwd()
+    own_path = (
+        not shell and env is not None and env.get("PATH") != os.environ.get("PATH")
+    )  # posix_spawnp would search runner's PATH, not the command's
+    if elsewhere or own_path:
+        import subprocess
+
+        return subprocess.Popen(
+            argv,
+            shell=shell,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL if stdin_null else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if capture else subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    args: list[str] = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe() if capture else (None, out_w)
+    actions: list[tuple[Any, ...]] = []
+    if stdin_null:
+        actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
+    actions += [(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    try:
+        spawn = os.posix_spawn if shell or "/" in args[0] else os.posix_spawnp
+        pid = spawn(
+            args[0],
+            args,
+            os.environ if env is None else env,
+            file_actions=actions,
+            setsid=True,
+            # Python ignores SIGPIPE, and an ignored signal stays ignored across exec:
+            # the command gets the defaults back, as subprocess gives them.
+            setsigdef=_DEFAULT_SIGNALS,
+        )
+    except BaseException:
+        _close(out_r)
+        _close(err_r)
+        raise
+    finally:
+        _close(out_w)
+        if err_w != out_w:
+            _close(err_w)
+    return _Child(pid, out_r, err_r)
+
+
+_DEFAULT_SIGNALS = [
+    getattr(signal, n) for n in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, n)
+]
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def _pump(
-    proc: subprocess.Popen[bytes], ctx: TaskContext | None, capture: bool, timeout: float | None
+    proc: Any, ctx: TaskContext | None, capture: bool, timeout: float | None
 ) -> tuple[bytes, bool]:
     """Stream the command's output until it exits; return what was captured and
     whether the timeout struck. The pipes are not read to EOF after the command exits:
