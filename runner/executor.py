@@ -9,6 +9,7 @@ happens goes out as events; nothing here prints.
 
 from __future__ import annotations
 
+import _thread
 import gc
 import signal
 import time
@@ -24,7 +25,7 @@ except ImportError:  # pragma: no cover - an interpreter without the C module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import threading
+    from collections.abc import Callable
     from typing import Any
 
     from .events import Bus
@@ -129,11 +130,79 @@ class _Ready:
                 self._heapq.heappush(self.heap, self.position[m])
 
 
-class _Running:
-    __slots__ = ("thread", "scope", "started", "deadline", "stop_at", "stop_status")
+class _Job:
+    """One task's code, as a worker thread runs it."""
 
-    def __init__(self, thread: threading.Thread, scope: Scope) -> None:
-        self.thread = thread
+    __slots__ = ("fn", "args", "ident", "finished")
+
+    def __init__(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.ident = 0  # the thread running it, once one does
+        self.finished = _thread.allocate_lock()  # released when fn has returned
+        self.finished.acquire()
+
+    def wait(self, timeout: float) -> bool:
+        """Has fn returned (waiting up to `timeout` seconds)?"""
+        if self.finished.acquire(timeout=timeout):
+            self.finished.release()
+            return True
+        return False
+
+
+class _Workers:
+    """The threads that run tasks' code. One whose task is done waits for the next:
+    handing a thread work costs a third of starting one, which counts in a chain of
+    short tasks."""
+
+    def __init__(self) -> None:
+        self._idle: list[SimpleQueue[_Job | None]] = []
+        self._lock = _thread.allocate_lock()
+        self._closed = False
+
+    def start(self, job: _Job) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            import threading
+
+            inbox = SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), name="task", daemon=True).start()
+        inbox.put(job)
+
+    def _serve(self, inbox: SimpleQueue[_Job | None]) -> None:
+        while True:
+            try:
+                job = inbox.get()
+                if job is None:
+                    return
+                job.ident = _thread.get_ident()
+                try:
+                    job.fn(*job.args)
+                finally:
+                    job.ident = 0  # no stop may reach this thread for that task now
+                    job.finished.release()
+            except Cancelled:
+                pass  # a stop that came as its task's code returned
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle.append(inbox)
+
+    def close(self) -> None:
+        """Let the idle threads end (busy ones end when their task does)."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for inbox in idle:
+            inbox.put(None)
+
+
+class _Running:
+    __slots__ = ("job", "scope", "started", "deadline", "stop_at", "stop_status")
+
+    def __init__(self, job: _Job, scope: Scope) -> None:
+        self.job = job
         self.scope = scope
         self.started = time.monotonic()
         self.deadline: float | None = None  # the timeout of the current attempt
@@ -168,6 +237,7 @@ class Executor:
         self.interactive = interactive
         self._q: SimpleQueue[tuple[Any, ...]] = SimpleQueue()
         self._restore_streams: Any = None  # set once a task's code is about to run
+        self._workers = _Workers()
         self._results: dict[str, ev.TaskFinished] = {}
         self._running: dict[str, _Running] = {}
         self._waiting: set[str] = set()  # tasks another runner holds; we wait for it
@@ -219,6 +289,7 @@ class Executor:
                     stopping = True
                     self._on_signal()
         finally:
+            self._workers.close()
             restore()
             self.planner.finish()
         for name in self.order:  # what the run never reached
@@ -259,8 +330,6 @@ class Executor:
         if decision.action != RUN:
             status = ev.RESTORED if decision.action == RESTORE else ev.CACHED
             return ev.TaskFinished(name, status, reason=decision.reason, saved=decision.saved)
-        import threading
-
         from .proc import Scope
 
         if not gc.isenabled():
@@ -271,11 +340,9 @@ class Executor:
             gc.enable()
         self._capture_streams()
         scope = Scope(name)
-        thread = threading.Thread(
-            target=self._work, args=(name, decision, scope), name=f"task:{name}", daemon=True
-        )
-        self._running[name] = _Running(thread, scope)
-        thread.start()
+        job = _Job(self._work, (name, decision, scope))
+        self._running[name] = _Running(job, scope)
+        self._workers.start(job)
         return None
 
     def _wait_for_lock(self, name: str) -> None:
@@ -524,12 +591,11 @@ def _describe(e: BaseException) -> str:
 
 def _cancel(run: _Running, reason: str, grace: float) -> None:
     run.scope.cancel(reason, grace)  # returns when the task's commands are gone
-    run.thread.join(0.5)
-    if run.thread.is_alive():
+    if not run.job.wait(0.5) and run.job.ident:
         # Pure Python code is still running (no command to kill): raise Cancelled
         # inside it, which takes effect at its next bytecode.
         import ctypes
 
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(run.thread.ident or 0), ctypes.py_object(Cancelled)
+            ctypes.c_ulong(run.job.ident), ctypes.py_object(Cancelled)
         )
