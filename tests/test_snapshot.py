@@ -7,6 +7,7 @@ exactly what a run without snapshots does: never a false hit, never a needless r
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import clean_env
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -88,55 +90,56 @@ def test_a_no_op_run_keeps_a_snapshot_and_runs_nothing(project):
     assert "2 cached" in r.output
 
 
-def test_an_edit_that_keeps_size_and_mtime_is_seen(project):
-    make(project)
-    n = settle(project, "test")
+def _same_size_same_mtime(project) -> None:
     p = project.root / "src" / "a.py"
     st = p.stat()
     p.write_text("A = 7\n")
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
-    ok(project, "test")
-    assert runs(project, "build") == 2 and runs(project) == n + 2
-    assert "A = 7" in project.read("dist/x.txt")
 
 
-def test_a_new_input_file_is_seen(project):
+def _body(project) -> None:
+    project.tasksfile(RAN + textwrap.dedent(PROJECT.replace("{len(text)} k=", "{len(text)} K=")))
+
+
+# (change, the command line after it, the tasks it must run, what must then be true of
+# the project and of the run's output)
+CHANGES = {
+    "an edit that keeps size and mtime": (
+        _same_size_same_mtime, [], 2, lambda p, out: "A = 7" in p.read("dist/x.txt")),
+    "a new input file": (
+        lambda p: p.write("src/pkg/deep/c.py", "C = 3\n"), [], 2,
+        lambda p, out: "src/pkg/deep/c.py" in p.read("dist/x.txt")),
+    "a deleted input file": (
+        lambda p: (p.root / "src" / "pkg" / "b.py").unlink(), [], 2,
+        lambda p, out: "b.py" not in p.read("dist/x.txt")),
+    "a deleted output": (
+        lambda p: (p.root / "dist" / "report.txt").unlink(), [], 0,
+        lambda p, out: "restored" in out
+        and re.fullmatch(r"\d+ k= mode=-\n", p.read("dist/report.txt")) is not None),
+    "an altered output": (
+        lambda p: p.write("dist/x.txt", "garbage"), [], 0,
+        lambda p, out: p.read("dist/x.txt").startswith(">src/a.py")),
+    "a changed argument": (
+        lambda p: None, ["--k=slow"], 1, lambda p, out: "k=slow" in p.read("dist/report.txt")),
+    "a changed task body": (_body, [], 1, lambda p, out: "K=" in p.read("dist/report.txt")),
+    "a changed local module": (
+        lambda p: p.write("helpers.py", "PREFIX = '#'\n"), [], 2,
+        lambda p, out: p.read("dist/x.txt").startswith("#")),
+    "a new gitignore that ignores an input": (
+        lambda p: p.write("src/.gitignore", "pkg/\n"), ["-v"], 2,
+        lambda p, out: "input src/pkg/b.py removed" in out),
+}
+
+
+@pytest.mark.parametrize("what", list(CHANGES))
+def test_a_change_after_a_snapshot_is_seen(project, what):
+    change, args, reruns, holds = CHANGES[what]
     make(project)
     n = settle(project, "test")
-    project.write("src/pkg/deep/c.py", "C = 3\n")
-    ok(project, "test")
-    assert runs(project) == n + 2
-    assert "src/pkg/deep/c.py" in project.read("dist/x.txt")
-
-
-def test_a_deleted_input_file_is_seen(project):
-    make(project)
-    n = settle(project, "test")
-    (project.root / "src" / "pkg" / "b.py").unlink()
-    ok(project, "test")
-    assert runs(project) == n + 2
-    assert "b.py" not in project.read("dist/x.txt")
-
-
-def test_a_deleted_output_is_restored(project):
-    make(project)
-    n = settle(project, "test")
-    before = project.read("dist/report.txt")
-    (project.root / "dist" / "report.txt").unlink()
-    r = ok(project, "test")
-    assert runs(project) == n
-    assert project.read("dist/report.txt") == before
-    assert "restored" in r.output
-
-
-def test_an_altered_output_is_restored(project):
-    make(project)
-    n = settle(project, "test")
-    before = project.read("dist/x.txt")
-    project.write("dist/x.txt", "garbage")
-    ok(project, "test")
-    assert runs(project) == n
-    assert project.read("dist/x.txt") == before
+    change(project)
+    r = ok(project, "test", *args)
+    assert runs(project) == n + reruns, r
+    assert holds(project, r.output), r
 
 
 def test_a_changed_env_value_is_seen(project):
@@ -145,41 +148,6 @@ def test_a_changed_env_value_is_seen(project):
     ok(project, "test", env={**os.environ, "MODE": "fast"})
     assert runs(project, "test") == 2 and runs(project) == n + 1
     assert "mode=fast" in project.read("dist/report.txt")
-
-
-def test_a_changed_argument_is_seen(project):
-    make(project)
-    n = settle(project, "test")
-    ok(project, "test", "--k=slow")
-    assert runs(project) == n + 1
-    assert "k=slow" in project.read("dist/report.txt")
-
-
-def test_a_changed_task_body_is_seen(project):
-    make(project)
-    n = settle(project, "test")
-    project.tasksfile(RAN + textwrap.dedent(PROJECT.replace("{len(text)} k=", "{len(text)} K=")))
-    ok(project, "test")
-    assert runs(project) == n + 1
-    assert "K=" in project.read("dist/report.txt")
-
-
-def test_a_changed_local_module_is_seen(project):
-    make(project)
-    n = settle(project, "test")
-    project.write("helpers.py", "PREFIX = '#'\n")
-    ok(project, "test")
-    assert runs(project) == n + 2
-    assert project.read("dist/x.txt").startswith("#")
-
-
-def test_a_new_gitignore_that_ignores_an_input_is_seen(project):
-    make(project)
-    n = settle(project, "test")
-    project.write("src/.gitignore", "pkg/\n")
-    r = ok(project, "test", "-v")
-    assert runs(project) == n + 2
-    assert "input src/pkg/b.py removed" in r.output
 
 
 def test_a_touched_input_is_still_a_hit(project):
@@ -203,56 +171,38 @@ def test_a_snapshot_is_per_target(project):
     assert runs(project) == n + 2
 
 
-def test_an_input_an_uncached_dep_rewrites_is_seen(project):
+GEN_PACK = """
+    @task
+    def gen():
+        if os.environ.get("GEN"):
+            (ROOT / "src" / "gen.py").write_text(os.environ["GEN"])
+
+
+    @task({deps}inputs=["src/**/*.py"], outputs=["dist/g.txt"])
+    def pack():
+        ran("pack")
+        (ROOT / "dist").mkdir(exist_ok=True)
+        (ROOT / "dist" / "g.txt").write_text((ROOT / "src" / "gen.py").read_text())
+"""
+
+
+@pytest.mark.parametrize(
+    "deps, command",
+    [("deps=[gen], ", ["pack"]), ("", ["-j", "1", "gen", "pack"])],
+    ids=["gen is a dep of pack", "gen runs first (runner gen pack)"],
+)
+def test_an_input_an_uncached_task_rewrites_first_is_seen(project, deps, command):
     """`gen` has no inputs, so it runs every time, before `pack`; now and then it
     rewrites an input of `pack`. A check made before `gen` ran (a snapshot's) would
     miss that: no snapshot may cover `pack`."""
-    make(project, PROJECT + """
-    @task
-    def gen():
-        if os.environ.get("GEN"):
-            (ROOT / "src" / "gen.py").write_text(os.environ["GEN"])
-
-
-    @task(deps=[gen], inputs=["src/**/*.py"], outputs=["dist/g.txt"])
-    def pack():
-        ran("pack")
-        (ROOT / "dist").mkdir(exist_ok=True)
-        (ROOT / "dist" / "g.txt").write_text((ROOT / "src" / "gen.py").read_text())
-    """)
+    make(project, PROJECT + GEN_PACK.replace("{deps}", deps))
     project.write("src/gen.py", "first")
     time.sleep(PAST_RACY_WINDOW)
     for _ in range(4):
-        ok(project, "pack")
+        ok(project, *command)
         time.sleep(PAST_RACY_WINDOW)
     assert runs(project, "pack") == 1
-    ok(project, "pack", env={**os.environ, "GEN": "second"})
-    assert runs(project, "pack") == 2
-    assert project.read("dist/g.txt") == "second"
-
-
-def test_an_input_an_earlier_uncached_task_rewrites_is_seen(project):
-    """The same with `gen` not a dep, only run before `pack` (`runner gen pack`)."""
-    make(project, PROJECT + """
-    @task
-    def gen():
-        if os.environ.get("GEN"):
-            (ROOT / "src" / "gen.py").write_text(os.environ["GEN"])
-
-
-    @task(inputs=["src/**/*.py"], outputs=["dist/g.txt"])
-    def pack():
-        ran("pack")
-        (ROOT / "dist").mkdir(exist_ok=True)
-        (ROOT / "dist" / "g.txt").write_text((ROOT / "src" / "gen.py").read_text())
-    """)
-    project.write("src/gen.py", "first")
-    time.sleep(PAST_RACY_WINDOW)
-    for _ in range(4):
-        ok(project, "-j", "1", "gen", "pack")
-        time.sleep(PAST_RACY_WINDOW)
-    assert runs(project, "pack") == 1
-    ok(project, "-j", "1", "gen", "pack", env={**os.environ, "GEN": "second"})
+    ok(project, *command, env={**os.environ, "GEN": "second"})
     assert runs(project, "pack") == 2
     assert project.read("dist/g.txt") == "second"
 
