@@ -9,7 +9,6 @@ of the task. A docstring is not code.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import types
@@ -134,7 +133,7 @@ class CodeDigest:
             seen.add(id(v))
             h.update(f"wrapper:{type(v).__qualname__}".encode())
             self._value(v.__wrapped__, h, seen)
-        elif isinstance(v, functools.partial):
+        elif type(v).__name__ == "partial" and type(v).__module__ == "functools":
             h.update(b"partial:" + _canon((v.args, v.keywords)).encode())
             self._value(v.func, h, seen)
         else:

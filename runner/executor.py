@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _thread
 import gc
-import signal
 import time
 
 from . import events as ev
@@ -22,6 +21,11 @@ try:  # the queue alone: the `queue` module imports threading, which a no-op run
     from _queue import Empty, SimpleQueue
 except ImportError:  # pragma: no cover - an interpreter without the C module
     from queue import Empty, SimpleQueue
+
+try:  # the C module: `signal` wraps it in enums, and importing enum costs ~1 ms
+    import _signal as signal
+except ImportError:  # pragma: no cover - an interpreter without it
+    import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

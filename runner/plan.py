@@ -190,7 +190,7 @@ class Planner:
                 files[p] = state
         paths = sorted(p for p, s in files.items() if s is not None)
         digests = b"".join(files[p][0] for p in paths)  # type: ignore[index]
-        modes = fp.array("q", [files[p][1] for p in paths]).tobytes()  # type: ignore[index]
+        modes = fp.pack([files[p][1] for p in paths])  # type: ignore[index]
         return fp.FileSet(paths, b"", digests, modes)
 
     def key(self, name: str) -> bytes | None:
@@ -407,7 +407,7 @@ class Planner:
         ):
             return False  # a wildcard pattern, or an output the run did not make
         now, vanished = fp.stat_pack(self.root, paths)
-        return not vanished and now.tobytes() == out[1]
+        return not vanished and now == out[1]
 
     def _save_snapshot(self) -> None:
         """Keep the entries of the tasks this run found up to date as their records say,
@@ -556,11 +556,11 @@ class Planner:
             before.observed is not None
             and walk is not None
             and self._walk_still_valid(walk)
-            and fp.stat_pack(self.root, before.paths)[0].tobytes() == before.observed
+            and fp.stat_pack(self.root, before.paths)[0] == before.observed
         ):
             return None
         now = globs.expand(self.root, task.inputs, skip=self.skip_dirs).files if task.inputs else []
-        old = fp.unpack(before.stats)
+        old = fp.ints(before.stats)
         for p in sorted(set(now) | set(before.paths)):
             if task.outputs and globs.matches(task.outputs, p):
                 continue  # it writes this input itself (in place)

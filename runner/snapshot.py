@@ -126,4 +126,4 @@ class Checker:
             except OSError:
                 pass
         packed, vanished = fp.stat_pack(self.root, e[9])
-        return not vanished and packed.tobytes() == e[10]
+        return not vanished and packed == e[10]
