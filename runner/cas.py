@@ -14,6 +14,7 @@ import os
 import time
 
 from .errors import StoreError
+from .fingerprint import stat_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,12 +45,7 @@ class Blobs:
                 hashed_at = time.time_ns()
                 d = _copy_hashing(src, tmp, None)
                 after = os.stat(src)
-                if (after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (
-                    st.st_ino,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                ):
+                if stat_key(after) == stat_key(st):
                     break
                 remove_file(tmp)
                 st = after

@@ -258,7 +258,7 @@ def _stat_pack_gone(fd: int, paths: list[str]) -> bytes:
         except (FileNotFoundError, NotADirectoryError):
             now.extend(_GONE)
             continue
-        now.extend((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        now.extend(stat_key(st))
     return pack(now)
 
 
