@@ -473,6 +473,9 @@ def _parse_invocations(
     i = 0
     while i < len(words):
         word = words[i]
+        if word == "--":
+            _take_extra(invocations, words[i + 1 :], graph)
+            break
         if word == "-" or not word.startswith("-"):
             t = graph.resolve(word)
             invocations.append((t.name, {}))
@@ -530,6 +533,28 @@ def _parse_invocations(
             i += 1
         invocations[-1][1][param.name] = converted
     return invocations
+
+
+def _take_extra(
+    invocations: list[tuple[str, dict[str, Any]]], words: list[str], graph: Graph
+) -> None:
+    """`TASK -- WORDS...`: the words go to the task named right before `--` (as npm,
+    mise and just pass them to one script or recipe), as its `*args`."""
+    if not invocations:
+        if words:
+            raise UsageError("the words after -- go to a task: name it before the --")
+        return
+    name, values = invocations[-1]
+    t = graph.tasks[name]
+    if t.extra is None:
+        if words:
+            raise UsageError(
+                f"task '{name}' takes no arguments after --; give its function a "
+                "`*args: str` parameter to receive them",
+                details=_usage(t),
+            )
+        return
+    values[t.extra] = tuple(words)
 
 
 def _usage(t: Any) -> str:

@@ -48,6 +48,10 @@ def task_info(t: Task) -> dict[str, Any]:
         "timeout": t.timeout,
         "retries": t.retries,
         "schedule": t.schedule,
+        "extra_args": t.extra is not None,
+        "cwd": t.cwd,
+        "dotenv": list(t.dotenv),
+        "tools": list(t.tools),
         "params": [
             {
                 "name": p.name,
@@ -84,6 +88,8 @@ def usage(t: Task) -> str:
             parts.append(f"{p.option} {p.metavar}")
         else:
             parts.append(f"[{p.option} {p.metavar}]")
+    if t.extra is not None:
+        parts.append(f"[-- {t.extra.upper()}...]")
     return " ".join(parts)
 
 
@@ -115,6 +121,9 @@ def task_help(t: Task, graph: Graph) -> str:
         ("inputs", ", ".join(t.inputs)),
         ("outputs", ", ".join(t.outputs)),
         ("env", ", ".join(t.env)),
+        ("dotenv", ", ".join(t.dotenv)),
+        ("tools", ", ".join(t.tools)),
+        ("working directory", t.cwd or ""),
         ("aliases", ", ".join(t.aliases)),
         ("timeout", f"{t.timeout:g}s" if t.timeout else ""),
         ("retries", str(t.retries) if t.retries else ""),

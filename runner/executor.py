@@ -489,7 +489,7 @@ class Executor:
             while True:
                 self._q.put(("attempt", name, time.monotonic()))
                 bus.emit(ev.TaskStarted(name, decision.reason, attempt))
-                error = _run_attempt(task.fn, self.args[name])
+                error = _run_attempt(task.call, self.args[name])
                 if error is None:
                     result = self._store(name, time.monotonic() - started)
                     break
@@ -558,9 +558,9 @@ class _Stopped(_Failure):
     pass
 
 
-def _run_attempt(fn: Any, args: dict[str, Any]) -> _Failure | None:
+def _run_attempt(call: Any, args: dict[str, Any]) -> _Failure | None:
     try:
-        fn(**args)
+        call(args)
     except Cancelled as e:
         return _Stopped(str(e) or "cancelled")
     except TaskError as e:

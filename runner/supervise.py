@@ -122,7 +122,7 @@ def _run_task(task: dict[str, str]) -> int:
     os.chdir(task["root"])
     try:
         tasks = {t.name: t for t in load_tasks(task["tasksfile"], task["root"])}
-        tasks[task["name"]].fn(**json.loads(task["args"]))
+        tasks[task["name"]].call(json.loads(task["args"]))
     except TaskError as e:
         print(f"runner: {task['name']}: {e}", file=sys.stderr, flush=True)
         return e.exit_code or 1

@@ -129,6 +129,10 @@ class Task(_Frozen):
         "ci",
         "schedule",
         "params",
+        "extra",
+        "cwd",
+        "dotenv",
+        "tools",
         "file",
         "line",
     )
@@ -148,6 +152,10 @@ class Task(_Frozen):
     ci: Mapping[str, Any]
     schedule: str | None
     params: tuple[Param, ...]
+    extra: str | None  # the `*args` parameter that takes the words after `--`
+    cwd: str | None  # the working directory, relative to the project root
+    dotenv: tuple[str, ...]  # .env files whose variables reach the task
+    tools: tuple[str, ...]  # executables or Python distributions in the key
     file: str
     line: int
 
@@ -168,6 +176,9 @@ class Task(_Frozen):
         service: bool = False,
         ci: Mapping[str, Any] | None = None,
         schedule: str | None = None,
+        cwd: str | None = None,
+        dotenv: Iterable[str] | str = (),
+        tools: Iterable[str] | str = (),
     ) -> None:
         if not callable(fn):
             raise TaskDefinitionError(repr(fn), None, "@task must decorate a function")
@@ -197,7 +208,12 @@ class Task(_Frozen):
         put(self, "service", bad.flag("service", service))
         put(self, "ci", bad.ci(ci))
         put(self, "schedule", bad.schedule(schedule))
-        put(self, "params", _params(name, fn))
+        params, extra = _params(name, fn)
+        put(self, "params", params)
+        put(self, "extra", extra)
+        put(self, "cwd", bad.cwd(cwd))
+        put(self, "dotenv", bad.files("dotenv", dotenv))
+        put(self, "tools", bad.tools(tools))
         put(self, "file", code.co_filename if code else "<unknown>")
         put(self, "line", code.co_firstlineno if code else 0)
 
@@ -225,7 +241,21 @@ class Task(_Frozen):
         return None
 
     def default_args(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params if not p.required}
+        values = {p.name: p.default for p in self.params if not p.required}
+        if self.extra is not None:
+            values[self.extra] = ()
+        return values
+
+    def call(self, values: Mapping[str, Any]) -> Any:
+        """Run the function with these argument values (the options by name, the
+        words after `--` as its `*args`)."""
+        if self.extra is None:
+            return self.fn(**values)
+        code = self.fn.__code__
+        positional = code.co_varnames[: code.co_argcount]
+        named = {k: v for k, v in values.items() if k not in positional and k != self.extra}
+        words = tuple(values.get(self.extra, ()))
+        return self.fn(*(values[n] for n in positional), *words, **named)
 
 
 def _cleandoc(doc: str) -> str:
@@ -276,6 +306,31 @@ class _Check:
             if ".." in body.replace("\\", "/").split("/"):
                 raise self.fail(param, f"{p!r} leaves the project root")
         return items
+
+    def cwd(self, value: str | None) -> str | None:
+        """A directory relative to the project root, inside it; None for the root."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.fail("cwd", f"expected a directory relative to the project root, got {value!r}")
+        self.paths("cwd", value)
+        parts = [p for p in value.replace("\\", "/").split("/") if p not in ("", ".")]
+        return "/".join(parts) or None
+
+    def files(self, param: str, value: Iterable[str] | str) -> tuple[str, ...]:
+        """Files named exactly (no patterns), relative to the project root."""
+        items = self.paths(param, value)
+        for f in items:
+            if f.startswith("!") or any(c in f for c in "*?["):
+                raise self.fail(param, f"{f!r} is a pattern; name each file exactly")
+        return items
+
+    def tools(self, value: Iterable[str] | str) -> tuple[str, ...]:
+        names = self.strings("tools", value)
+        for n in names:
+            if "\0" in n or n != n.strip():
+                raise self.fail("tools", f"{n!r} is not the name of an executable or a distribution")
+        return tuple(dict.fromkeys(names))
 
     def deps(self, value: Iterable[Task | str]) -> tuple[str, ...]:
         if value == ():
@@ -404,25 +459,32 @@ def _cron_field_problem(field: str, low: int, high: int, names: tuple[str, ...])
     return ""
 
 
-def _params(task: str, fn: Callable[..., Any]) -> tuple[Param, ...]:
-    """The task's options, read from the function's code object and annotations."""
+def _params(task: str, fn: Callable[..., Any]) -> tuple[tuple[Param, ...], str | None]:
+    """The task's options, read from the function's code object and annotations, and
+    the name of its `*args` parameter (the words after `--`), if it has one."""
     code = getattr(fn, "__code__", None)
     if code is None:
-        return ()
+        return (), None
     n_named = code.co_argcount + code.co_kwonlyargcount
-    if code.co_flags & 0x0C:  # CO_VARARGS, CO_VARKEYWORDS
-        star = code.co_varnames[n_named]
-        shown = ("*" if code.co_flags & 0x04 else "**") + star
+    annotations = getattr(fn, "__annotations__", {}) or {}
+    if code.co_flags & 0x08:  # CO_VARKEYWORDS
+        star = code.co_varnames[n_named + (1 if code.co_flags & 0x04 else 0)]
         raise TaskDefinitionError(
-            task, star, f"{shown} cannot become options; declare each option as a parameter"
+            task, star, f"**{star} cannot become options; declare each option as a parameter"
         )
+    extra = None
+    if code.co_flags & 0x04:  # CO_VARARGS: the words after `--`
+        extra = code.co_varnames[n_named]
+        if annotations.get(extra, str) not in (str, "str"):
+            raise TaskDefinitionError(
+                task, extra, f"*{extra} takes the words after --: annotate it `str` or not at all"
+            )
     if code.co_posonlyargcount:
         raise TaskDefinitionError(task, None, "positional-only parameters cannot become options")
     n_pos, n_kw = code.co_argcount, code.co_kwonlyargcount
     names = code.co_varnames[: n_pos + n_kw]
     defaults = fn.__defaults__ or ()
     kwdefaults = fn.__kwdefaults__ or {}
-    annotations = getattr(fn, "__annotations__", {}) or {}
     params = []
     for i, pname in enumerate(names):
         if i < n_pos:
@@ -435,7 +497,7 @@ def _params(task: str, fn: Callable[..., Any]) -> tuple[Param, ...]:
         params.append(
             Param(pname, _param_type(task, pname, annotations.get(pname), default), default)
         )
-    return tuple(params)
+    return tuple(params), extra
 
 
 def _param_type(task: str, pname: str, annotation: object, default: object) -> type:
