@@ -14,7 +14,7 @@ from .errors import TaskError
 from .tasks import Task, task
 
 __version__ = "0.1.0"
-__all__ = ["Task", "TaskError", "__version__", "sh", "task"]
+__all__ = ["Task", "TaskError", "__version__", "cwd", "environ", "sh", "task"]
 
 
 def sh(cmd, *, cwd=None, env=None, check=True, capture=False, timeout=None):
@@ -31,3 +31,21 @@ def sh(cmd, *, cwd=None, env=None, check=True, capture=False, timeout=None):
     from .proc import sh as run
 
     return run(cmd, cwd=cwd, env=env, check=check, capture=capture, timeout=timeout)
+
+
+def cwd() -> str:
+    """The working directory of the task that calls it (`@task(cwd=...)`, else the
+    project root), as an absolute path. Tasks run as threads of one process, which
+    never changes directory for a task: open files with `os.path.join(cwd(), name)`."""
+    from .proc import task_cwd
+
+    return task_cwd()
+
+
+def environ() -> dict[str, str]:
+    """The environment of the task that calls it: `os.environ` with the variables of
+    its .env files under it (the process environment wins), as its `sh` commands get
+    it."""
+    from .proc import task_environ
+
+    return task_environ()

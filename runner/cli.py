@@ -623,6 +623,7 @@ def _run(
             return EXIT_OK
     planner = _planner(opts, project, graph, err, readonly=opts.dry_run)
     try:
+        planner.check_dotenv(order)
         if opts.dry_run:
             from .run import dry_run
 

@@ -59,6 +59,8 @@ class CodeDigest:
         seen: set[int] = set()
         self._function(task.fn, h, seen)
         spec = (task.deps, task.inputs, task.outputs, task.env, task.cache, task.service)
+        if task.cwd or task.dotenv or task.tools:  # (only then: other keys stay as they were)
+            spec += (task.cwd, task.dotenv, task.tools)
         h.update(repr(spec).encode())
         return h.digest()
 

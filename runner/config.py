@@ -26,6 +26,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "global_inputs": ("strings", []),
     "plugins": ("strings", []),
     "kill_timeout": ("number", 5.0),
+    "dotenv": ("str-or-strings", []),  # .env files whose variables reach every task
 }
 TABLES: dict[str, dict[str, tuple[str, Any]]] = {
     "watch": {
@@ -81,8 +82,37 @@ def load(root: str, environ: Mapping[str, str] | None = None) -> Config:
     section, text = read_section(path)
     if section is not None:
         _apply_file(values, section, path, text)
-    _apply_env(values, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    _apply_env(values, environ)
+    if "RUNNER_DOTENV" in environ:
+        _settle_dotenv(values, "RUNNER_DOTENV", {})
+    elif section is not None and "dotenv" in section:
+        where = {"file": path, "line": locate(text, "tool.runner", "dotenv")}
+        _settle_dotenv(values, "tool.runner.dotenv", where)
     return Config(values, file=path if section is not None else None)
+
+
+def _settle_dotenv(values: dict[str, Any], key: str, where: dict[str, Any]) -> None:
+    """`dotenv` as a list of files relative to the root. Every task loads them, so they
+    are global inputs: a change to one re-runs every cached task."""
+    files = values["dotenv"]
+    files = [files] if isinstance(files, str) else list(files)
+    for f in files:
+        bad = (
+            "is absolute; name it relative to the project root"
+            if f.startswith(("/", "~"))
+            else "leaves the project root"
+            if ".." in f.replace("\\", "/").split("/")
+            else "is a pattern; name each file exactly"
+            if any(c in f for c in "*?[!")
+            else ""
+        )
+        if bad:
+            raise ConfigError(key, f"{f!r} {bad}", **where)
+    values["dotenv"] = files = [f for f in files if f]
+    values["global_inputs"] = list(values["global_inputs"]) + [
+        f for f in files if f not in values["global_inputs"]
+    ]
 
 
 def read_section(path: str) -> tuple[dict[str, Any] | None, str]:

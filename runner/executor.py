@@ -479,6 +479,8 @@ class Executor:
             ),
             interactive=self.interactive,
             grace=self.grace,
+            cwd=_workdir(self.root, task.cwd),
+            env=self.planner.dotenv_overlay(task),
         )
         set_context(ctx)
         started = time.monotonic()
@@ -486,7 +488,8 @@ class Executor:
         attempt = 1
         try:
             self.planner.prepare(name)
-            while True:
+            missing = _workdir_problem(self.root, task.cwd)
+            while missing is None:
                 self._q.put(("attempt", name, time.monotonic()))
                 bus.emit(ev.TaskStarted(name, decision.reason, attempt))
                 error = _run_attempt(task.call, self.args[name])
@@ -513,6 +516,8 @@ class Executor:
                     cmd=error.cmd,
                 )
                 break
+            else:
+                result = ev.TaskFinished(name, ev.FAILED, 0.0, exit_code=1, error=missing)
         finally:
             set_context(None)
         if result.status == ev.CANCELLED or result.exit_code == 124:
@@ -543,6 +548,28 @@ class Executor:
             exit_code=124 if timed_out else None,
             error=reason,
         )
+
+
+def _workdir(root: str, cwd: str | None) -> str:
+    import os
+
+    return root if cwd is None else os.path.join(root, cwd)
+
+
+def _workdir_problem(root: str, cwd: str | None) -> str | None:
+    """Why the task's working directory cannot be used (None if it can): it must be a
+    directory inside the project when the task starts (a dep may have made it)."""
+    if cwd is None:
+        return None
+    import os
+
+    full = os.path.join(root, cwd)
+    if not os.path.isdir(full):
+        return f"its working directory {cwd}/ does not exist (cwd={cwd!r})"
+    real, top = os.path.realpath(full), os.path.realpath(root)
+    if real != top and not real.startswith(top + os.sep):
+        return f"its working directory {cwd}/ leads outside the project (to {real})"
+    return None
 
 
 class _Failure:

@@ -101,6 +101,7 @@ class Planner:
         self._covered: dict[str, tuple[Any, ...]] = {}
         self._order: list[str] = []
         self._evidence: dict[str, tuple[Any, ...]] | None = None
+        self._dotenv: Any = None  # runner.dotenv.Dotenv, once a task has .env files
 
     # ------------------------------------------------------------ fingerprints
     def _record(self, name: str) -> dict[str, Any] | None:
@@ -144,7 +145,7 @@ class Planner:
             return (
                 e[2] == self._code.of_task(task)
                 and e[3] == (fp.arg_digests(a) if a else {})
-                and e[4] == (fp.env_digests(task.env, self.environ) if task.env else {})
+                and e[4] == (fp.env_digests(task.env, self.environ_of(task)) if task.env else {})
             )
 
         covered: dict[str, tuple[Any, ...]] = {}
@@ -172,7 +173,7 @@ class Planner:
             version=fp.version_tag(name),
             code=self._code.of_task(task),
             args=fp.arg_digests(args) if args else {},
-            env=fp.env_digests(task.env, self.environ) if task.env else {},
+            env=fp.env_digests(task.env, self.environ_of(task)) if task.env else {},
             deps={d: fps[d].key for d in self.graph.deps(name) if d in fps},
             inputs=inputs,
             glob=self._global_digest(),
@@ -180,6 +181,33 @@ class Planner:
         )
         self._fps[name] = result
         return result
+
+    def environ_of(self, task: Task) -> Mapping[str, str]:
+        """The environment as the task sees it: the process's, over its .env files."""
+        if not task.dotenv and not self.project.config.dotenv:
+            return self.environ
+        return self.dotenv().view(task)
+
+    def check_dotenv(self, names: list[str]) -> None:
+        """Read the .env files of these tasks: a broken one stops the run before it
+        starts (exit 2)."""
+        tasks = [self.graph.tasks[n] for n in names]
+        if self.project.config.dotenv or any(t.dotenv for t in tasks):
+            self.dotenv().check(tasks)
+
+    def dotenv_overlay(self, task: Task) -> dict[str, str]:
+        """What the task's .env files add to the process environment."""
+        if not task.dotenv and not self.project.config.dotenv:
+            return {}
+        return self.dotenv().overlay(task)
+
+    def dotenv(self) -> Any:
+        """The .env files of this run's tasks (runner.dotenv.Dotenv), read once."""
+        if self._dotenv is None:
+            from .dotenv import Dotenv
+
+            self._dotenv = Dotenv(self.root, self.project.config.dotenv, self.environ)
+        return self._dotenv
 
     def _overlay(self, task: Task, found: fp.FileSet) -> fp.FileSet:
         """A dry run restores nothing, but the run would: a task whose inputs include

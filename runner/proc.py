@@ -83,8 +83,12 @@ class TaskContext:
         interactive: bool = False,
         grace: float = 5.0,
         command_done: Callable[[str, int, float], None] | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.cwd = cwd or root  # the task's working directory (absolute)
+        self.env = env or {}  # what its .env files add to the process environment
         self.grace = grace  # seconds between SIGTERM and SIGKILL
         self.scope = scope
         self.root = root
@@ -142,6 +146,20 @@ def current_context() -> TaskContext | None:
     return getattr(_local, "ctx", None)
 
 
+def task_cwd() -> str:
+    """The working directory of the task calling it (absolute); outside a task, the
+    process's."""
+    ctx = current_context()
+    return ctx.cwd if ctx is not None else os.getcwd()
+
+
+def task_environ() -> dict[str, str]:
+    """The environment the task calling it gives its commands: the process's, over
+    the variables of its .env files."""
+    ctx = current_context()
+    return {**ctx.env, **os.environ} if ctx is not None and ctx.env else dict(os.environ)
+
+
 class Output(str):
     """What `sh` returns: the captured output (empty unless capture=True), with the
     command's exit code."""
@@ -197,15 +215,17 @@ def sh(
     if scope is not None and scope.cancelled:
         raise Cancelled(scope.reason)
     full_env = None
+    if ctx is not None and ctx.env:
+        full_env = {**ctx.env, **os.environ}
     if env is not None:
-        full_env = dict(os.environ)
+        full_env = dict(os.environ) if full_env is None else full_env
         for k, v in env.items():
             if v is None:
                 full_env.pop(k, None)
             else:
                 full_env[k] = str(v)
-    if ctx is not None:  # relative to the project root, wherever runner was started
-        cwd = ctx.root if cwd is None else os.path.join(ctx.root, cwd)
+    if ctx is not None:  # relative to the task's directory, wherever runner was started
+        cwd = ctx.cwd if cwd is None else os.path.join(ctx.cwd, cwd)
     if ctx is not None:
         ctx.command(shown)
     began = time.monotonic()

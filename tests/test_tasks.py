@@ -360,10 +360,11 @@ def test_list_typed_parameter_is_an_error_naming_the_parameter(project):
     assert "list" in r.err
 
 
-def test_star_args_parameter_is_an_error_naming_the_parameter(project):
+def test_star_args_parameter_of_a_type_other_than_str_is_an_error_naming_it(project):
+    # `*names` / `*names: str` takes the words after `--` (test_extra_args.py).
     tf = project.tasksfile("""
         @task
-        def build(*names):
+        def build(*names: float):
             pass
     """)
     r = project.run("--list")
