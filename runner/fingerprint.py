@@ -327,7 +327,7 @@ class Fingerprint:
     """A task's cache key and the parts it was made of (kept so that `-n` can say which
     part changed). Digests only: env values and arguments are never kept in clear."""
 
-    __slots__ = ("key", "version", "code", "args", "env", "deps", "inputs", "glob")
+    __slots__ = ("key", "version", "code", "args", "env", "deps", "inputs", "glob", "tools")
 
     def __init__(
         self,
@@ -340,9 +340,11 @@ class Fingerprint:
         inputs: FileSet,
         glob: bytes,
         last: Mapping[str, Any] | None = None,
+        tools: dict[str, bytes] | None = None,
     ) -> None:
         self.version, self.code, self.args, self.env = version, code, args, env
         self.deps, self.inputs, self.glob = deps, inputs, glob
+        self.tools = tools or {}
         if (
             last is not None
             and last.get("code") == code
@@ -351,6 +353,7 @@ class Fingerprint:
             and last.get("deps") == deps
             and last.get("args") == args
             and last.get("env") == env
+            and last.get("tools", {}) == self.tools
             and (last.get("inputs") or (None,) * 5)[4] == inputs.digest
         ):
             self.key = last["key"]  # every part as last time: the same key, not recomputed
@@ -358,7 +361,10 @@ class Fingerprint:
         h = blake3.blake3()
         for part in (version.encode(), code, glob, inputs.digest):
             h.update(len(part).to_bytes(4, "little") + part)
-        for label, table in ((b"A", args), (b"E", env), (b"D", deps)):
+        tables = [(b"A", args), (b"E", env), (b"D", deps)]
+        if self.tools:  # (only then: the keys of tasks without tools stay as they were)
+            tables.append((b"T", self.tools))
+        for label, table in tables:
             h.update(label + len(table).to_bytes(4, "little"))
             for name in sorted(table):
                 n = name.encode()
@@ -373,6 +379,7 @@ class Fingerprint:
             "env": self.env,
             "deps": self.deps,
             "glob": self.glob,
+            **({"tools": self.tools} if self.tools else {}),
         }
 
 
@@ -414,6 +421,7 @@ def describe_changes(
     for label, mine, theirs in (
         ("argument", new.args, old.get("args", {})),
         ("env", new.env, old.get("env", {})),
+        ("tool", new.tools, old.get("tools", {})),
     ):
         for n in sorted(set(mine) | set(theirs)):
             if mine.get(n) != theirs.get(n):

@@ -102,6 +102,8 @@ class Planner:
         self._order: list[str] = []
         self._evidence: dict[str, tuple[Any, ...]] | None = None
         self._dotenv: Any = None  # runner.dotenv.Dotenv, once a task has .env files
+        self._tools: Any = None  # runner.tools.Tools, once a task has tools
+        self._tool_states: dict[str, dict[str, Any]] = {}  # what to trust them by next time
 
     # ------------------------------------------------------------ fingerprints
     def _record(self, name: str) -> dict[str, Any] | None:
@@ -151,7 +153,10 @@ class Planner:
         covered: dict[str, tuple[Any, ...]] = {}
         for name in names:
             e = entries.get(name)
-            if e is None or not tasks[name].cache or not check.holds(e, digests_match):
+            # (A task with tools is decided from its record, which holds their stat data.)
+            if e is None or not tasks[name].cache or tasks[name].tools:
+                break
+            if not check.holds(e, digests_match):
                 break
             covered[name] = e
         return covered
@@ -169,6 +174,7 @@ class Planner:
         if inputs is not previous or self._walks[name] is not (rec or {}).get("walk"):
             self._rescanned.add(name)
         fps = self._fps
+        tools = self._tools_of(name, task, rec) if task.tools else None
         result = fp.Fingerprint(
             version=fp.version_tag(name),
             code=self._code.of_task(task),
@@ -178,9 +184,22 @@ class Planner:
             inputs=inputs,
             glob=self._global_digest(),
             last=rec,
+            tools=tools,
         )
         self._fps[name] = result
         return result
+
+    def _tools_of(self, name: str, task: Task, rec: dict[str, Any] | None) -> dict[str, bytes]:
+        """The digests of the task's tools (runner.tools), trusted by stat data."""
+        if self._tools is None:
+            from .tools import Tools
+
+            self._tools = Tools(self.root)
+        found = self._tools.of_task(task, self.environ_of(task), (rec or {}).get("tool_state"))
+        self._tool_states[name] = found.record
+        if found.record != (rec or {}).get("tool_state"):
+            self._rescanned.add(name)  # their new stat data is kept even on a hit
+        return found.digests
 
     def environ_of(self, task: Task) -> Mapping[str, str]:
         """The environment as the task sees it: the process's, over its .env files."""
@@ -347,7 +366,7 @@ class Planner:
             # The outputs as the last run of this entry left or checked them, their stat
             # data unchanged, and no pattern that could match a stale file: in place,
             # byte for byte. The common case, checked cheaply.
-            if self._evidence is not None and name not in self._rescanned:
+            if self._evidence is not None and name not in self._rescanned and not task.tools:
                 from .snapshot import entry as snapshot_entry
 
                 self._evidence[name] = snapshot_entry(
@@ -488,6 +507,8 @@ class Planner:
             duration=entry["duration"],
             used=time.time(),
         )
+        if name in self._tool_states:
+            rec["tool_state"] = self._tool_states[name]
         return rec
 
     def _is_input(self, task: Task, path: str) -> bool:
