@@ -304,8 +304,11 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
     if opts.list:
         from . import describe
 
+        origins = project.plugins.origins if project.plugins is not None else {}
         out.write(
-            describe.list_json(graph) if opts.json else describe.list_text(graph, project.tasksfile)
+            describe.list_json(graph)
+            if opts.json
+            else describe.list_text(graph, project.tasksfile, origins)
         )
         return EXIT_OK
     if len(words) > 1 and words[1] in SUBCOMMANDS.get(words[0], ()):
@@ -369,7 +372,7 @@ def _command(
                 )
             i = nxt
             continue
-        targets.append(word)
+        targets += _targets(word, graph)
         i += 1
     if name == "ci github":
         from .ci.github import ci_command
@@ -470,18 +473,34 @@ def _parse_invocations(
     (lint, {})]. A global option may follow a task when the task has no option of that
     name."""
     invocations: list[tuple[str, dict[str, Any]]] = []
+    pattern = None  # the last target, when it was a pattern (`docs:*`)
+    matched: set[str] = set()  # tasks that a pattern, not their name, put on the line
     i = 0
     while i < len(words):
         word = words[i]
         if word == "--":
+            if pattern is not None:
+                raise UsageError(
+                    f"the words after -- go to one task; name it instead of {pattern!r}"
+                )
             _take_extra(invocations, words[i + 1 :], graph)
             break
         if word == "-" or not word.startswith("-"):
-            t = graph.resolve(word)
-            invocations.append((t.name, {}))
+            pattern = word if _is_pattern(word) else None
+            named = {n for n, _ in invocations}
+            for n in _targets(word, graph):
+                if pattern is not None and n in named:
+                    continue  # named already: a pattern adds a task once
+                if pattern is None and n in matched:
+                    # named after a pattern matched it: it takes its options here
+                    invocations = [inv for inv in invocations if inv[0] != n]
+                    matched.discard(n)
+                if pattern is not None:
+                    matched.add(n)
+                invocations.append((n, {}))
             i += 1
             continue
-        current = graph.tasks[invocations[-1][0]] if invocations else None
+        current = graph.tasks[invocations[-1][0]] if invocations and pattern is None else None
         flag, value = _split(word)
         param = None
         negated = False
@@ -497,6 +516,11 @@ def _parse_invocations(
             continue
         if param is None:
             nxt = _take_global(opts, words, i)
+            if nxt is None and pattern is not None:
+                raise UsageError(
+                    f"unknown option {flag}: task options cannot follow a pattern "
+                    f"({pattern!r}); name the task"
+                )
             if nxt is None:
                 known = list(_GLOBAL)
                 where = ""
@@ -533,6 +557,26 @@ def _parse_invocations(
             i += 1
         invocations[-1][1][param.name] = converted
     return invocations
+
+
+def _is_pattern(word: str) -> bool:
+    return any(c in word for c in "*?[")
+
+
+def _targets(word: str, graph: Graph) -> list[str]:
+    """The tasks a target word names: one task (or alias), or every task a pattern
+    (`'docs:*'`) matches. A namespace's bare name is an error that says so."""
+    if _is_pattern(word):
+        return graph.matching(word)
+    if word not in graph:
+        members = graph.namespace(word)
+        if members:
+            shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")
+            raise UsageError(
+                f"'{word}' is a namespace, not a task: '{word.rstrip(':')}:*' runs all of "
+                f"its tasks ({shown})"
+            )
+    return [graph.resolve(word).name]
 
 
 def _take_extra(
@@ -595,6 +639,11 @@ def _task_args(
 def _run(
     opts: Options, words: list[str], project: Project, graph: Graph, out: TextIO, err: TextIO
 ) -> int:
+    if len(words) == 1 and words[0] not in graph and graph.namespace(words[0]):
+        from .describe import namespace_text  # `runner docs`: what is in docs:
+
+        out.write(namespace_text(graph, words[0]))
+        return EXIT_OK
     invocations = _parse_invocations(opts, words, graph)
     if opts.help:
         from .describe import task_help

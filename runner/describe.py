@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 GRAPH_FORMATS = ("tree", "mermaid", "dot", "json", "html")  # html: runner/graph_html.py
 
 
-def list_text(graph: Graph, tasksfile: str) -> str:
+def list_text(graph: Graph, tasksfile: str, origins: dict[str, str] | None = None) -> str:
+    """The tasks with their summaries: those without a namespace first, then one
+    group per namespace (`docs:`), then plugin tasks without one under their plugin.
+    `origins`: the plugin that added each plugin task."""
     from .errors import _short
 
     if not graph.tasks:
@@ -20,16 +23,53 @@ def list_text(graph: Graph, tasksfile: str) -> str:
     names = graph.names()
     width = min(max(len(n) for n in names), 32)
     lines = [f"tasks in {_short(tasksfile)}:"]
-    for name in names:
-        t = graph.tasks[name]
-        notes = []
-        if t.default:
-            notes.append("default")
-        if t.aliases:
-            notes.append("aliases: " + ", ".join(t.aliases))
-        tail = f" ({'; '.join(notes)})" if notes else ""
-        lines.append(f"  {name:<{width}}  {t.summary}{tail}".rstrip())
+    for header, members in _groups(names, origins or {}):
+        if header:
+            lines += ["", header]
+        lines += [_list_line(graph.tasks[n], width) for n in members]
     return "\n".join(lines) + "\n"
+
+
+def namespace_text(graph: Graph, namespace: str, origins: dict[str, str] | None = None) -> str:
+    """`runner docs` when only `docs:*` tasks exist: those tasks."""
+    members = graph.namespace(namespace)
+    width = min(max(len(n) for n in members), 32)
+    lines = [f"tasks in namespace {namespace}: (run them all with `runner '{namespace}:*'`)"]
+    lines += [_list_line(graph.tasks[n], width) for n in members]
+    return "\n".join(lines) + "\n"
+
+
+def _list_line(t: Task, width: int) -> str:
+    notes = []
+    if t.default:
+        notes.append("default")
+    if t.aliases:
+        notes.append("aliases: " + ", ".join(t.aliases))
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    return f"  {t.name:<{width}}  {t.summary}{tail}".rstrip()
+
+
+def _groups(names: list[str], origins: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """(header, task names) in listing order; the first group has no header."""
+    top: list[str] = []
+    spaces: dict[str, list[str]] = {}
+    plugins: dict[str, list[str]] = {}
+    for n in names:
+        if ":" in n:
+            spaces.setdefault(n.split(":", 1)[0], []).append(n)
+        elif n in origins:
+            plugins.setdefault(origins[n], []).append(n)
+        else:
+            top.append(n)
+    groups = [("", top)] if top else []
+    for ns in sorted(spaces):
+        members = spaces[ns]
+        by = sorted({origins[n] for n in members if n in origins})
+        note = f" (plugin {', '.join(by)})" if by and all(n in origins for n in members) else ""
+        groups.append((f"{ns}:{note}", members))
+    for plugin in sorted(plugins):
+        groups.append((f"plugin {plugin}:", plugins[plugin]))
+    return groups
 
 
 def task_info(t: Task) -> dict[str, Any]:

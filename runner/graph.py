@@ -74,6 +74,24 @@ class Graph:
             raise UnknownTaskError(name, list(self.tasks) + list(self.aliases), needed_by=needed_by)
         return t
 
+    def namespace(self, prefix: str) -> list[str]:
+        """The tasks of namespace `prefix` (`docs` or `docs:`): `docs:build`,
+        `docs:api:build`, ..., sorted."""
+        start = prefix.rstrip(":") + ":"
+        return sorted(n for n in self.tasks if n.startswith(start))
+
+    def matching(self, pattern: str) -> list[str]:
+        """The tasks whose names match a wildcard pattern (`docs:*`, `test-py3.?`;
+        `*` crosses `:` as well), sorted; UsageError when none does."""
+        from fnmatch import fnmatchcase
+
+        found = sorted(n for n in self.tasks if fnmatchcase(n, pattern))
+        if not found:
+            from .errors import UsageError
+
+            raise UsageError(f"no task matches {pattern!r}")
+        return found
+
     def deps(self, name: str) -> tuple[str, ...]:
         """The canonical names of a task's direct dependencies."""
         found = self._deps.get(name)

@@ -122,6 +122,7 @@ class Plugins:
     def __init__(self, pm: pluggy.PluginManager, warn: Callable[[str], None]) -> None:
         self.pm = pm
         self.warn = warn
+        self.origins: dict[str, str] = {}  # task name -> the plugin that added it
 
     @property
     def names(self) -> list[str]:
@@ -147,6 +148,7 @@ class Plugins:
         from .tasks import Task
 
         tasks: list[Task] = []
+        self.origins = {}
         for impl in self.pm.hook.runner_add_tasks.get_hookimpls():
             made: Any
             try:
@@ -163,6 +165,7 @@ class Plugins:
                         f"plugin {impl.plugin_name}: runner_add_tasks returned {t!r}, not a task"
                     )
                 tasks.append(t)
+                self.origins[t.name] = impl.plugin_name
         from .tasks import collect
 
         collect()  # `task(...)(fn)` in a factory also noted them for the next tasksfile load

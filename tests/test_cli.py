@@ -72,12 +72,12 @@ def test_help_prints_usage_and_the_global_options(project, flag):
 
 # ---------------------------------------------------------------- --list
 
-def test_list_shows_the_tasks_sorted_by_name(project):
+def test_list_shows_the_tasks_sorted_by_name_with_namespaces_after(project):
     project.tasksfile(LISTED)
     r = project.run("--list")
     assert r.code == 0, r
     names = [ln.split()[0] for ln in task_lines(r.out)]
-    assert names == ["alpha", "build", "docs:serve", "zeta"]
+    assert names == ["alpha", "build", "zeta", "docs:serve"]
 
 
 def test_list_short_flag_is_the_same_as_the_long_one(project):
