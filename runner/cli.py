@@ -58,6 +58,7 @@ options:
   -q, --quiet           print task output and failures only
   --log-format FORMAT   text (default) or json: one JSON object per event
   --version             print the version
+  --completion SHELL    print the completion script for bash, zsh or fish
   -h, --help            this help; TASK --help shows a task's options
 
 exit codes: 0 success, 1 a task failed, 2 usage or definition error, 130 interrupted
@@ -99,6 +100,7 @@ class Options:
         self.restart_build = False
         self.restart_on_exit = False
         self.clear = False
+        self.completion: str | None = None
 
 
 # option -> (attribute, takes a value)
@@ -124,6 +126,7 @@ _GLOBAL: dict[str, tuple[str, bool]] = {
     "--quiet": ("quiet", False),
     "--log-format": ("log_format", True),
     "--version": ("version", False),
+    "--completion": ("completion", True),
     "-l": ("list", False),
     "--list": ("list", False),
     "--json": ("json", False),
@@ -239,6 +242,11 @@ def main(
     argv = sys.argv[1:] if argv is None else list(argv)
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    if argv and argv[0].startswith("--complete="):  # hidden: what completion scripts ask
+        from .complete import complete_command
+
+        words = argv[2:] if argv[1:2] == ["--"] else argv[1:]
+        return complete_command(argv[0].partition("=")[2], words, out, os.environ)
     opts = Options()
     try:
         opts, rest = parse_globals(argv)
@@ -264,6 +272,13 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
     if opts.version:
         out.write(f"runner {__version__}\n")
         return EXIT_OK
+    if opts.completion is not None:
+        from .complete import script
+
+        if words:
+            raise UsageError(f"--completion takes no task, got {words[0]!r}")
+        out.write(script(opts.completion))
+        return EXIT_OK
     if opts.help and not words:
         out.write(HELP)
         return EXIT_OK
@@ -271,7 +286,7 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
     if opts.directory is not None and not os.path.isdir(opts.directory):
         raise UsageError(f"-C {opts.directory}: no such directory")
     from .graph import Graph
-    from .loader import NoTasksfileError, find_project, load_tasks, plugin_targets
+    from .loader import NoTasksfileError, find_project, load_graph, load_tasks
 
     if words and words[0] == "init":
         # `init` is built in, unless the project here has a task of that name.
@@ -293,14 +308,7 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
         or "--help" in words
         or "-h" in words
     )
-    tasks = load_tasks(project.tasksfile, project.root, project.cache_dir, may_write=not read_only)
-    found = plugin_targets(project)
-    if found:
-        from .hooks import load as load_plugins
-
-        project.plugins = load_plugins(project, found, err)
-        tasks += project.plugins.add_tasks(project)
-    graph = Graph(tasks)
+    graph = load_graph(project, err, may_write=not read_only)
     if opts.list:
         from . import describe
 

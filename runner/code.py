@@ -58,7 +58,14 @@ class CodeDigest:
         h = blake3.blake3()
         seen: set[int] = set()
         self._function(task.fn, h, seen)
-        spec = (task.deps, task.inputs, task.outputs, task.env, task.cache, task.service)
+        spec: tuple[object, ...] = (
+            task.deps,
+            task.inputs,
+            task.outputs,
+            task.env,
+            task.cache,
+            task.service,
+        )
         if task.cwd or task.dotenv or task.tools:  # (only then: other keys stay as they were)
             spec += (task.cwd, task.dotenv, task.tools)
         h.update(repr(spec).encode())

@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
     from .tasks import Task
 
-    Lookup = Mapping[str, str] | _View
-
 _NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _NAME_CHARS = _NAME_START | frozenset("0123456789")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "$": "$"}
@@ -44,7 +42,7 @@ class DotenvError(TasksfileError):
     """A .env file that cannot be read or parsed: it names the file and the line."""
 
 
-def parse(text: str, file: str, lookup: Lookup | None = None) -> dict[str, str]:
+def parse(text: str, file: str, lookup: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables a .env file's text sets, in order. `${VAR}` in a value is the
     variable's value in `lookup` (the process environment, then the files read before
     this one), else in the lines above it, else empty (or the default of
@@ -169,7 +167,7 @@ def _expand(text: str, known: object, file: str, line: int) -> str:
     return "".join(out)
 
 
-def read(path: str, lookup: Lookup) -> dict[str, str]:
+def read(path: str, lookup: Mapping[str, str]) -> dict[str, str]:
     """The variables of the file at `path`; {} if it does not exist."""
     try:
         with open(path, "rb") as f:
@@ -191,14 +189,13 @@ def read(path: str, lookup: Lookup) -> dict[str, str]:
 class Dotenv:
     """The variables each task gets from .env files, read once per run."""
 
-    def __init__(
-        self, root: str, project_files: Iterable[str], environ: Mapping[str, str]
-    ) -> None:
+    def __init__(self, root: str, project_files: Iterable[str], environ: Mapping[str, str]) -> None:
         self.root = root
         self.project_files = tuple(project_files)
         self.environ = environ
         self._files: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
         self._overlays: dict[tuple[str, ...], dict[str, str]] = {}
+        self._views: dict[tuple[str, ...], dict[str, str]] = {}
 
     def files_of(self, task: Task) -> tuple[str, ...]:
         return self.project_files + task.dotenv
@@ -221,7 +218,13 @@ class Dotenv:
     def view(self, task: Task) -> Mapping[str, str]:
         """The environment as the task sees it (for the digests of its `env`)."""
         overlay = self.overlay(task)
-        return _View(self.environ, overlay) if overlay else self.environ
+        if not overlay:
+            return self.environ
+        files = self.files_of(task)
+        found = self._views.get(files)
+        if found is None:
+            found = self._views[files] = {**overlay, **self.environ}
+        return found
 
     def check(self, tasks: Iterable[Task]) -> None:
         """Read every file these tasks load: a broken one is reported before a run."""
@@ -234,22 +237,6 @@ class Dotenv:
         key = (rel, before)
         found = self._files.get(key)
         if found is None:
-            lookup = _View(self.environ, dict(merged))
+            lookup = {**merged, **self.environ}
             found = self._files[key] = read(os.path.join(self.root, rel), lookup)
         return found
-
-
-class _View:
-    """The process environment with a task's .env variables under it."""
-
-    __slots__ = ("environ", "overlay")
-
-    def __init__(self, environ: Mapping[str, str], overlay: Mapping[str, str]) -> None:
-        self.environ = environ
-        self.overlay = overlay
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        v = self.environ.get(name)
-        if v is not None:
-            return v
-        return self.overlay.get(name, default)

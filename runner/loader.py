@@ -18,9 +18,10 @@ from .errors import TaskDefinitionError, TasksfileError, UserError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any
+    from typing import Any, TextIO
 
     from .config import Config
+    from .graph import Graph
     from .tasks import Task
 
 DEFAULT_NAME = "tasksfile.py"
@@ -146,6 +147,21 @@ def load_tasks(
         if previous is not None and sys.modules.get("tasksfile") is None:
             sys.modules["tasksfile"] = previous
     return tasks_mod.collect()
+
+
+def load_graph(project: Project, err: TextIO, *, may_write: bool = False) -> Graph:
+    """The project's tasks as a graph: the tasksfile's, then those its plugins add
+    (the plugins are loaded into `project.plugins`)."""
+    from .graph import Graph
+
+    tasks = load_tasks(project.tasksfile, project.root, project.cache_dir, may_write=may_write)
+    found = plugin_targets(project)
+    if found:
+        from .hooks import load as load_plugins
+
+        project.plugins = load_plugins(project, found, err)
+        tasks += project.plugins.add_tasks(project)
+    return Graph(tasks)
 
 
 def _cached_code(path: str, cache_dir: str, may_write: bool) -> Any:

@@ -315,7 +315,9 @@ class _Check:
         if value is None:
             return None
         if not isinstance(value, str) or not value:
-            raise self.fail("cwd", f"expected a directory relative to the project root, got {value!r}")
+            raise self.fail(
+                "cwd", f"expected a directory relative to the project root, got {value!r}"
+            )
         self.paths("cwd", value)
         parts = [p for p in value.replace("\\", "/").split("/") if p not in ("", ".")]
         return "/".join(parts) or None
@@ -332,7 +334,9 @@ class _Check:
         names = self.strings("tools", value)
         for n in names:
             if "\0" in n or n != n.strip():
-                raise self.fail("tools", f"{n!r} is not the name of an executable or a distribution")
+                raise self.fail(
+                    "tools", f"{n!r} is not the name of an executable or a distribution"
+                )
         return tuple(dict.fromkeys(names))
 
     def deps(self, value: Iterable[Task | str]) -> tuple[str, ...]:

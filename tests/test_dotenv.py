@@ -56,7 +56,8 @@ def test_task_dotenv_reaches_that_task_only(project):
 
         @task(deps=[a])
         def b():
-            print("b sees", environ().get("WHO"), sh("printf %s \\"${WHO:-nothing}\\"", capture=True))
+            got = sh("printf %s \\"${WHO:-nothing}\\"", capture=True)
+            print("b sees", environ().get("WHO"), got)
     """)
     project.write(".env.a", "WHO=alice\n")
     r = project.run("-j1", "b")
