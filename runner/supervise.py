@@ -29,6 +29,10 @@ try:
 except ImportError:  # run as a script (what runner watch does): no package import
     import ptree  # type: ignore[no-redef]
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runner.tasks import Task
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -122,7 +126,9 @@ def _run_task(task: dict[str, str]) -> int:
     os.chdir(task["root"])
     try:
         tasks = {t.name: t for t in load_tasks(task["tasksfile"], task["root"])}
-        tasks[task["name"]].call(json.loads(task["args"]))
+        service = tasks[task["name"]]
+        _give_context(service, task["root"])
+        service.call(json.loads(task["args"]))
     except TaskError as e:
         print(f"runner: {task['name']}: {e}", file=sys.stderr, flush=True)
         return e.exit_code or 1
@@ -130,6 +136,31 @@ def _run_task(task: dict[str, str]) -> int:
         print(e.show(), file=sys.stderr, flush=True)
         return 2
     return 0
+
+
+def _give_context(service: Task, root: str) -> None:
+    """A service task's commands run in its `cwd=` with its .env variables, as under
+    `runner TASK` (its Python code keeps the project root as its directory)."""
+    from runner import config
+    from runner.proc import Scope, TaskContext, _write_through, set_context
+
+    dotenv = config.load(root).dotenv
+    if service.cwd is None and not service.dotenv and not dotenv:
+        return
+    from runner.dotenv import Dotenv
+
+    set_context(
+        TaskContext(
+            service.name,
+            Scope(service.name),
+            root,
+            output=_write_through,
+            command=lambda cmd: None,
+            interactive=True,
+            cwd=os.path.join(root, service.cwd) if service.cwd else None,
+            env=Dotenv(root, dotenv, os.environ).overlay(service),
+        )
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -179,3 +179,29 @@ def test_task_help_shows_the_working_directory(project):
     r = project.run("serve", "--help")
     assert r.code == 0, r
     assert "working directory: web" in r.out
+
+
+def test_a_service_task_under_watch_runs_its_commands_in_its_directory_with_its_dotenv(
+        project, marker):
+    from conftest import Watching, poll
+
+    m = marker()
+    project.tasksfile(f"""
+        @task(inputs=["src/*.py"], cache=False)
+        def build():
+            pass
+
+        @task(deps=[build], service=True, cwd="web", dotenv=[".env.web"])
+        def serve():
+            \"\"\"The dev server.\"\"\"
+            sh("pwd > where.txt; echo \\"$PORT\\" >> where.txt; exec sleep {m}")
+    """)
+    project.write("src/app.py", "v0\n")
+    project.write(".env.web", "PORT=8123\n")
+    (project.root / "web").mkdir()
+    with Watching(project, "serve") as w:
+        w.ready("", "src")
+        where = project.root / "web" / "where.txt"
+        assert poll(lambda: where.exists() and len(where.read_text().split()) == 2), w.output
+        assert where.read_text().split() == [os.path.realpath(project.root / "web"), "8123"]
+        assert w.interrupt() == 130
