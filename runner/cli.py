@@ -665,7 +665,8 @@ def _run(
         if graph.default is None:
             from .describe import list_text
 
-            out.write(list_text(graph, project.tasksfile))
+            origins = project.plugins.origins if project.plugins is not None else {}
+            out.write(list_text(graph, project.tasksfile, origins))
             return EXIT_OK
         invocations = [(graph.default, {})]
     order = graph.select([name for name, _ in invocations])

@@ -164,3 +164,12 @@ def test_a_pattern_works_with_graph_and_dry_run(project):
     r = project.run("graph", "docs:*")
     assert r.code == 0, r
     assert sorted(r.out.split()) == ["docs:api:gen", "docs:build", "docs:serve"]
+
+
+def test_runner_alone_without_a_default_lists_plugin_tasks_under_their_plugin(project):
+    project.tasksfile(TASKS)  # no default task
+    project.write("myplug.py", PLUGIN)
+    project.write("pyproject.toml", '[tool.runner]\nplugins = ["myplug.py"]\n')
+    r = project.run()
+    assert r.code == 0, r
+    assert "plugin myplug.py:" in r.out.splitlines()
