@@ -487,9 +487,10 @@ class Executor:
         started_ns = time.time_ns()
         attempt = 1
         try:
-            self.planner.prepare(name)
             missing = _workdir_problem(self.root, task.cwd)
-            while missing is None:
+            if missing is None:
+                self.planner.prepare(name)
+            while missing is None:  # (else it cannot start: below)
                 self._q.put(("attempt", name, time.monotonic()))
                 bus.emit(ev.TaskStarted(name, decision.reason, attempt))
                 error = _run_attempt(task.call, self.args[name])
@@ -516,7 +517,7 @@ class Executor:
                     cmd=error.cmd,
                 )
                 break
-            else:
+            else:  # its working directory is missing: it fails without running
                 result = ev.TaskFinished(name, ev.FAILED, 0.0, exit_code=1, error=missing)
         finally:
             set_context(None)
