@@ -131,5 +131,7 @@ class Checker:
         packed, vanished = fp.stat_pack(self.root, e[9])
         if vanished or packed != e[10]:
             return False
+        if not e[11]:
+            return True
         packed, vanished = fp.stat_pack(self.root, e[11], follow=False)
         return not vanished and packed == e[12]
