@@ -1,31 +1,46 @@
 """The content-addressed store: one file per output content, named by its digest.
 
     cas/ab/cdef...   the content whose BLAKE3 digest is abcdef...
-    tmp/             where a blob is written before it is renamed into place
+    tmp/PID-XXXX     a blob being copied in, or an output staged for a restore
+                     (PID-XXXX.staging: where a restore staged files elsewhere)
 
 A blob is copied in while it is hashed and renamed into place only if its digest is
-right, so the store never holds a half-written or mislabelled blob; restoring checks
-every blob against its digest again before any output is touched.
+right, so the store never holds a half-written or mislabelled blob; a restore copies
+each blob into tmp/ and checks it against its digest again before any output is
+touched (runner.restore). Temporary files carry the pid of their runner: those of a
+runner that died are cleared at the next start (runner.store). A fan-out directory
+that is not one, or a blob that is not a file, is repaired (runner.layout).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 
+from . import layout
 from .errors import StoreError
 from .fingerprint import stat_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Callable
+    from typing import BinaryIO
+
+_READ = os.O_RDONLY | os.O_CLOEXEC
+# tmp/PID-XXXX.staging: the directories a restore staged files in, on another file
+# system (runner.restore).
+STAGING_NOTE = ".staging"
 
 
 class Blobs:
-    """The blobs under a cache directory."""
+    """The blobs under a cache directory. Their user (runner.store) holds the lock that
+    says its runner is alive before it makes a temporary file."""
 
-    def __init__(self, cache_dir: str) -> None:
+    def __init__(self, cache_dir: str, warn: Callable[[str], None] | None = None) -> None:
         self.dir = cache_dir
+        self.tmp = os.path.join(cache_dir, "tmp")
+        self.warn = warn or (lambda msg: None)
 
     def path(self, d: bytes) -> str:
         h = d.hex()
@@ -34,30 +49,41 @@ class Blobs:
     def has(self, d: bytes) -> bool:
         return os.path.exists(self.path(d))
 
+    def new_tmp(self) -> str:
+        """A fresh name in tmp/, carrying this runner's pid."""
+        return os.path.join(self.tmp, f"{os.getpid()}-{os.urandom(6).hex()}")
+
     def ingest(self, src: str) -> tuple[os.stat_result, bytes, int] | None:
         """Hash an output while copying it into the store (one read for both): its stat
-        data (taken before and after: a file that changed while it was read is read
-        again), its digest and when it was hashed; None if it is gone."""
-        tmp = self._tmp_name()
+        data (a file that changed while it was read is read again), its digest and
+        when it was hashed; None if it is gone or no longer a file (it is opened
+        without following a symlink)."""
+        tmp = self.new_tmp()
         try:
-            for _attempt in range(3):
-                st = os.stat(src)
-                hashed_at = time.time_ns()
-                d = _copy_hashing(src, tmp, None)
-                after = os.stat(src)
-                if stat_key(after) == stat_key(st):
-                    break
-                remove_file(tmp)
-                st = after
-            dest = self.path(d)
-            if os.path.exists(dest):
-                remove_file(tmp)
-            else:
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                os.replace(tmp, dest)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            remove_file(tmp)
-            return None
+            try:
+                fd = os.open(src, _READ | os.O_NOFOLLOW)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return None
+            except OSError as e:
+                if e.errno == 40:  # ELOOP: a symlink now
+                    return None
+                raise
+            try:
+                for _attempt in range(3):
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode):
+                        return None
+                    hashed_at = time.time_ns()
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    d = self._copy_in(fd, tmp)
+                    if stat_key(os.fstat(fd)) == stat_key(st):
+                        break
+                    remove_file(tmp)  # it changed while it was read: read it again
+                else:
+                    return None  # it keeps changing: not an output to keep
+            finally:
+                os.close(fd)
+            self._place(tmp, d)
         except OSError as e:
             remove_file(tmp)
             if e.errno == 28:  # ENOSPC
@@ -70,72 +96,79 @@ class Blobs:
 
     def put_bytes(self, data: bytes, d: bytes) -> None:
         """Store content whose digest the caller checked (a blob from a remote cache)."""
-        dest = self.path(d)
-        if os.path.exists(dest):
+        if os.path.isfile(self.path(d)):
             return
-        tmp = self._tmp_name()
+        tmp = self.new_tmp()
         try:
-            with open(tmp, "xb") as f:
+            with self._create(tmp) as f:
                 f.write(data)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            os.replace(tmp, dest)
+            self._place(tmp, d)
         except OSError as e:
             remove_file(tmp)
             raise StoreError(f"cannot store a blob in the cache: {e.strerror or e}") from None
 
-    def restore(self, outputs: list[tuple[str, bytes, int, int]], root: str) -> bool:
-        """Put each output in place from its blob, all or nothing: every blob is
-        copied and checked into a temporary file beside its target first; only when all
-        are good are they renamed into place. False (nothing changed) when a blob is
-        missing or fails its digest."""
-        staged: list[tuple[str, str, int]] = []
-        damaged = []
+    def stage(self, d: bytes) -> str | None:
+        """A copy of blob `d` in tmp/, checked against its digest (its path); None if
+        the blob is missing or damaged (a damaged one is deleted, so that the next run
+        stores it anew)."""
+        blob = self.path(d)
         try:
-            for path, d, mode, _size in outputs:
-                target = os.path.join(root, path)
-                os.makedirs(os.path.dirname(target) or root, exist_ok=True)
-                tmp = f"{target}.runner-tmp-{os.getpid()}"
-                staged.append((tmp, target, mode))
-                try:
-                    _copy_hashing(self.path(d), tmp, d)
-                except _DigestMismatch:
-                    damaged.append(self.path(d))
-            if not damaged:
-                for tmp, target, mode in staged:
-                    os.chmod(tmp, mode & 0o7777)
-                    os.replace(tmp, target)
-                return True
-        except OSError:
-            pass
-        for tmp, _t, _m in staged:
+            fd = os.open(blob, _READ)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        tmp = self.new_tmp()
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                layout.repair_blob(self.dir, blob, self.warn)
+                return None
+            if self._copy_in(fd, tmp) != d:
+                remove_file(tmp)
+                remove_file(blob)
+                return None
+        except BaseException:
             remove_file(tmp)
-        for blob in damaged:
-            remove_file(blob)  # gone, so that the next run stores it anew
-        return False
+            raise
+        finally:
+            os.close(fd)
+        return tmp
 
-    def _tmp_name(self) -> str:
-        return os.path.join(self.dir, "tmp", f"{os.getpid()}-{os.urandom(6).hex()}")
+    def _copy_in(self, fd: int, tmp: str) -> bytes:
+        """Copy what `fd` reads to a new file `tmp` while hashing it; the digest."""
+        import blake3
 
+        h = blake3.blake3()
+        with open(fd, "rb", closefd=False) as fin, self._create(tmp) as fout:
+            while chunk := fin.read(1 << 20):
+                h.update(chunk)
+                fout.write(chunk)
+        return h.digest()
 
-class _DigestMismatch(Exception):
-    pass
+    def _create(self, tmp: str) -> BinaryIO:
+        """A new temporary file open for writing; tmp/ is made again if it went."""
+        try:
+            return open(tmp, "xb")
+        except (FileNotFoundError, NotADirectoryError):
+            layout.ensure_directory(self.dir, "tmp", self.warn)
+            return open(tmp, "xb")
 
-
-def _copy_hashing(src: str, dest: str, expected: bytes | None) -> bytes:
-    """Copy src to dest (a new file) while hashing; return the digest, or raise if it
-    is not the one expected."""
-    import blake3
-
-    h = blake3.blake3()
-    with open(src, "rb") as fin, open(dest, "xb") as fout:
-        while chunk := fin.read(1 << 20):
-            h.update(chunk)
-            fout.write(chunk)
-    d = h.digest()
-    if expected is not None and d != expected:
-        remove_file(dest)
-        raise _DigestMismatch(src)
-    return d
+    def _place(self, tmp: str, d: bytes) -> None:
+        """Rename a checked temporary file to its blob's name (kept if already there),
+        repairing a fan-out directory or a blob that is not what it must be."""
+        dest = self.path(d)
+        try:
+            if stat.S_ISREG(os.lstat(dest).st_mode):
+                remove_file(tmp)
+                return
+            layout.repair_blob(self.dir, dest, self.warn)
+        except FileNotFoundError:
+            pass
+        except NotADirectoryError:
+            layout.repair_fan_out(self.dir, os.path.dirname(dest), self.warn)
+        try:
+            os.replace(tmp, dest)
+        except (FileNotFoundError, NotADirectoryError):
+            layout.repair_fan_out(self.dir, os.path.dirname(dest), self.warn)
+            os.replace(tmp, dest)
 
 
 def remove_file(path: str) -> None:

@@ -329,8 +329,10 @@ class Executor:
         decision = self.planner.decide(
             name, self.args[name], {d: self._results[d].status for d in deps}
         )
-        if decision.action == RESTORE and not self.planner.restore(name):
-            decision = Decision(RUN, ["the cache entry is damaged (a blob fails its digest)"])
+        if decision.action == RESTORE:
+            why_not = self.planner.restore(name)
+            if why_not is not None:
+                decision = Decision(RUN, [why_not])
         if decision.action != RUN:
             status = ev.RESTORED if decision.action == RESTORE else ev.CACHED
             return ev.TaskFinished(name, status, reason=decision.reason, saved=decision.saved)
@@ -484,7 +486,6 @@ class Executor:
         )
         set_context(ctx)
         started = time.monotonic()
-        started_ns = time.time_ns()
         attempt = 1
         try:
             missing = _workdir_problem(self.root, task.cwd)
@@ -522,7 +523,7 @@ class Executor:
         finally:
             set_context(None)
         if result.status == ev.CANCELLED or result.exit_code == 124:
-            self.planner.discard(name, started_ns)
+            self.planner.discard(name)
         self._q.put(("done", name, result))
 
     def _store(self, name: str, duration: float) -> ev.TaskFinished:

@@ -15,6 +15,7 @@ The digest of a task's own code is runner.code's.
 from __future__ import annotations
 
 import os
+import stat as stat_mod
 import struct
 import sys
 import time
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 
 DIGEST_NAME = "blake3"
-FORMAT_VERSION = 1  # bump when the meaning of a fingerprint changes
+FORMAT_VERSION = 2  # bump when the meaning of a fingerprint or of a cache entry changes
 PYTHON = f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
 BIG_FILE = 1 << 20  # hashed with memory mapping (and BLAKE3's own threads) from here
 POOL_MIN_FILES = 64  # cold hashing of at least this many files uses a thread pool
@@ -143,12 +144,16 @@ EMPTY = FileSet([], b"", b"", b"")
 _GONE = (-2, -2, -2, -2)
 
 
-def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet, int]:
+def scan(
+    root: str, paths: list[str], previous: FileSet | None, *, links: bool = False
+) -> tuple[FileSet, int]:
     """The current state of these files (relative paths; files that vanished are left
     out), reading only those whose stat data changed or was racy when last hashed.
     Returns the set and how many files were read. The set's `observed` is the stat
-    data as this scan saw it (to tell, after a task ran, whether any input moved)."""
-    observed, vanished = stat_pack(root, paths)
+    data as this scan saw it (to tell, after a task ran, whether any input moved).
+    `links` (outputs): a symlink is not followed; its digest is that of its target
+    text, and a directory's is NO_DIGEST (as runner.entries keeps them)."""
+    observed, vanished = stat_pack(root, paths, follow=not links)
     now = ints(observed)
     if (
         previous is not None
@@ -159,7 +164,7 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
         previous.observed = observed
         return previous, 0  # nothing moved: no file read, nothing recomputed
     if previous is not None and not vanished and paths == previous.paths:
-        found = _rescan_same_files(root, paths, previous, observed)
+        found = _rescan_same_files(root, paths, previous, observed, links)
         if found is not None:
             return found
     old_stats = ints(previous.stats) if previous is not None else None
@@ -174,7 +179,7 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
             keep[i] = (previous.digests[32 * j : 32 * j + 32], old_modes[j])  # type: ignore[index,union-attr]
         else:
             todo.append((i, f"{root}/{p}"))
-    hashed = dict(_hash_all(todo)) if todo else {}
+    hashed = dict(_hash_all(todo, links)) if todo else {}
     out_paths: list[str] = []
     stats: list[int] = []
     digests = bytearray()
@@ -200,7 +205,7 @@ def scan(root: str, paths: list[str], previous: FileSet | None) -> tuple[FileSet
 
 
 def _rescan_same_files(
-    root: str, paths: list[str], previous: FileSet, observed: bytes
+    root: str, paths: list[str], previous: FileSet, observed: bytes, links: bool
 ) -> tuple[FileSet, int] | None:
     """scan() when the files are those of `previous`, all still there (the common
     case): only the entries whose stat data moved change. None if a file vanished
@@ -215,7 +220,7 @@ def _rescan_same_files(
     digests = bytearray(previous.digests)
     modes = bytearray(previous.modes)
     mode_view = ints(modes)
-    for i, got in _hash_all(todo):
+    for i, got in _hash_all(todo, links):
         if got is None:
             return None
         key, d, mode, at = got
@@ -235,26 +240,30 @@ def _stat_entry(key: tuple[int, int, int, int], hashed_at: int) -> tuple[int, in
     return (ino if not racy(mtime, ctime, hashed_at) else -1, size, mtime, ctime)
 
 
-def stat_pack(root: str, paths: list[str]) -> tuple[bytes, bool]:
+def stat_pack(root: str, paths: list[str], *, follow: bool = True) -> tuple[bytes, bool]:
     """(inode, size, mtime_ns, ctime_ns) of each file, packed (see pack()), and
-    whether any is gone (its entry is -2s)."""
+    whether any is gone (its entry is -2s). `follow=False` (outputs): a symlink's own
+    stat data."""
     fd = root_fd(root)
     stat = os.stat
     try:
         # Comprehensions: a no-op run spends most of its time here.
-        found = [stat(p, dir_fd=fd) for p in paths]
+        if follow:
+            found = [stat(p, dir_fd=fd) for p in paths]
+        else:
+            found = [stat(p, dir_fd=fd, follow_symlinks=False) for p in paths]
     except (FileNotFoundError, NotADirectoryError):
-        return _stat_pack_gone(fd, paths), True
+        return _stat_pack_gone(fd, paths, follow), True
     packed = [x for st in found for x in (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)]
     return pack(packed), False
 
 
-def _stat_pack_gone(fd: int, paths: list[str]) -> bytes:
+def _stat_pack_gone(fd: int, paths: list[str], follow: bool) -> bytes:
     """stat_pack when some file is gone."""
     now: list[int] = []
     for p in paths:
         try:
-            st = os.stat(p, dir_fd=fd)
+            st = os.stat(p, dir_fd=fd, follow_symlinks=follow)
         except (FileNotFoundError, NotADirectoryError):
             now.extend(_GONE)
             continue
@@ -285,14 +294,17 @@ def root_fd(root: str, *, check: bool = False) -> int:
 HashResult = tuple  # ((ino, size, mtime_ns, ctime_ns), digest, mode, hashed_at_ns)
 
 
-def _hash_one(item: tuple[int, str]) -> tuple[int, HashResult | None]:
+NO_DIGEST = bytes(32)  # what a directory among outputs has for a digest
+
+
+def _hash_one(item: tuple[int, str], stat: Any = os.stat) -> tuple[int, HashResult | None]:
     i, full = item
     try:
-        st = os.stat(full)
+        st = stat(full)
         for _attempt in range(3):
             hashed_at = time.time_ns()
             d = hash_file(full, st.st_size)
-            after = os.stat(full)
+            after = stat(full)
             if stat_key(after) == stat_key(st):
                 break
             st = after  # it changed while it was read: read it again
@@ -301,7 +313,27 @@ def _hash_one(item: tuple[int, str]) -> tuple[int, HashResult | None]:
     return i, (stat_key(st), d, st.st_mode, hashed_at)
 
 
-def _hash_all(todo: list[tuple[int, str]]) -> list[tuple[int, HashResult | None]]:
+def _hash_one_output(item: tuple[int, str]) -> tuple[int, HashResult | None]:
+    """_hash_one for an output: a symlink is its target text, a directory nothing."""
+    i, full = item
+    try:
+        st = os.lstat(full)
+        if stat_mod.S_ISLNK(st.st_mode):
+            hashed_at = time.time_ns()
+            return i, (stat_key(st), digest(os.fsencode(os.readlink(full))), st.st_mode, hashed_at)
+        if stat_mod.S_ISDIR(st.st_mode):
+            return i, (stat_key(st), NO_DIGEST, st.st_mode, time.time_ns())
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return i, None
+    # A file; its own stat data before and after (a link that replaced it meanwhile
+    # shows in its mode, and is no longer the file the entry names).
+    return _hash_one(item, os.lstat)
+
+
+def _hash_all(
+    todo: list[tuple[int, str]], links: bool = False
+) -> list[tuple[int, HashResult | None]]:
+    one = _hash_one_output if links else _hash_one
     if len(todo) < POOL_MIN_FILES:
         sizes = 0
         for _i, full in todo:
@@ -310,14 +342,14 @@ def _hash_all(todo: list[tuple[int, str]]) -> list[tuple[int, HashResult | None]
             except OSError:
                 pass
         if sizes < POOL_MIN_BYTES:
-            return [_hash_one(t) for t in todo]
+            return [one(t) for t in todo]
     from concurrent.futures import ThreadPoolExecutor
 
     # hashlib-style digests release the GIL: threads hash on every core. Large files
     # use BLAKE3's own threads as well.
     workers = min(32, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_hash_one, todo, chunksize=8))
+        return list(pool.map(one, todo, chunksize=8))
 
 
 # ---------------------------------------------------------------- the key

@@ -9,7 +9,13 @@ of directories, matched segment by segment.
 Files ignored by git (.gitignore files, .git/info/exclude) are left out of what a
 wildcard matches, unless the pattern's fixed part already points inside an ignored
 directory (`dist/*.whl` finds wheels even when dist/ is ignored) or the pattern names
-the file exactly. `.git`, the cache directory and `__pycache__` are never matched.
+the file exactly. `.git`, the cache directory and `__pycache__` are never matched, nor
+`.runner-tmp` (where a restore stages files when the cache is on another file system).
+
+Output patterns (`outputs=True`) match what a task leaves, as its cache entry keeps it:
+a symbolic link is a leaf, whatever it points to (never followed, never read through),
+and a directory that a literal pattern names, or one below it, is matched itself when
+it is empty.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 MAGIC = frozenset("*?[")
-ALWAYS_SKIPPED = frozenset((".git", ".hg", ".svn", "__pycache__"))
+STAGING_DIR = ".runner-tmp"  # runner.restore's, beside outputs on another file system
+ALWAYS_SKIPPED = frozenset((".git", ".hg", ".svn", "__pycache__", STAGING_DIR))
 
 
 def has_magic(s: str) -> bool:
@@ -196,10 +203,16 @@ class Walk:
 
 
 def expand(
-    root: str, patterns: Iterable[str], *, skip: Iterable[str] = (), gitignore: bool = True
+    root: str,
+    patterns: Iterable[str],
+    *,
+    skip: Iterable[str] = (),
+    gitignore: bool = True,
+    outputs: bool = False,
 ) -> Walk:
     """The files under `root` the patterns match, sorted, as '/'-separated relative paths.
-    `skip`: relative directories never entered (the cache directory)."""
+    `skip`: relative directories never entered (the cache directory). `outputs`: match
+    as output patterns (symlinks as leaves, empty directories; see above)."""
     skipped = set(skip)
     found: dict[str, None] = {}
     dirs: dict[str, None] = {}
@@ -213,7 +226,7 @@ def expand(
             continue
         base = "/".join(fixed)
         if not rest:
-            if not _literal(root, base, found, dirs, skipped):
+            if not _literal(root, base, found, dirs, skipped, outputs):
                 absent.append(base)
             continue
         # Rules apply below the fixed part of the pattern only if that part is not
@@ -223,24 +236,30 @@ def expand(
             _enter_parents(root, base, ignores)
             if ignores.ignored(base, True):
                 use = None
-        _walk(root, base, rest, found, dirs, skipped, use)
+        _walk(root, base, rest, found, dirs, skipped, use, links=outputs)
     ignore_files = sorted(set(ignores.files) | ignores.probed) if ignores else []
     return Walk(sorted(found), sorted(dirs), ignore_files, absent)
 
 
 def _literal(
-    root: str, rel: str, found: dict[str, None], dirs: dict[str, None], skipped: set[str]
+    root: str,
+    rel: str,
+    found: dict[str, None],
+    dirs: dict[str, None],
+    skipped: set[str],
+    outputs: bool = False,
 ) -> bool:
-    """A pattern without wildcards: the file, or every file under the directory.
-    False if there is nothing at that path."""
+    """A pattern without wildcards: the file, or every file under the directory (for
+    outputs, a link itself, and the empty directories too). False if there is nothing
+    at that path."""
     if not rel:
         return True
     try:
-        st = os.stat(os.path.join(root, rel))
+        st = os.stat(os.path.join(root, rel), follow_symlinks=not outputs)
     except OSError:
         return False
     if stat_mod.S_ISDIR(st.st_mode):
-        _walk(root, rel, ["**", "*"], found, dirs, skipped, None)
+        _walk(root, rel, ["**", "*"], found, dirs, skipped, None, links=outputs, empty=outputs)
     else:
         found[rel] = None
     return True
@@ -268,9 +287,13 @@ def _walk(
     dirs: dict[str, None],
     skipped: set[str],
     ignores: Ignores | None,
+    *,
+    links: bool = False,
+    empty: bool = False,
 ) -> None:
     """Match `segs` against the tree below `base`, reading only the directories that
-    can hold a match."""
+    can hold a match. `links`: a symlink is a leaf (output patterns); `empty`: an
+    empty directory is a match itself (below a literal output pattern)."""
     # Work items: (relative dir, index of the next segment to match).
     stack: list[tuple[str, int]] = [(base, 0)]
     seen: set[tuple[str, int]] = set()
@@ -288,6 +311,9 @@ def _walk(
                 dirs[rel] = None
             continue
         dirs[rel] = None
+        if empty and not entries:
+            found[rel] = None
+            continue
         if ignores is not None:
             ignores.enter(rel, [e.name for e in entries])
         seg = segs[i]
@@ -295,9 +321,12 @@ def _walk(
             name = e.name
             child = f"{rel}/{name}" if rel else name
             try:
-                is_dir = e.is_dir()
-                if is_dir and e.is_symlink():
-                    continue  # a wildcard never follows a link to a directory (no loops)
+                if links:
+                    is_dir = e.is_dir(follow_symlinks=False)  # a link is a leaf
+                else:
+                    is_dir = e.is_dir()
+                    if is_dir and e.is_symlink():
+                        continue  # a wildcard never follows a link to a directory (no loops)
             except OSError:
                 continue
             if is_dir and (name in ALWAYS_SKIPPED or child in skipped):

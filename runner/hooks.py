@@ -109,7 +109,9 @@ class HookSpecs:
     def runner_cache_backends(self, project: Project) -> list[Any]:  # type: ignore[empty-body]
         """Remote caches to share outputs through: key-value stores of bytes, objects
         with `get(name: str) -> bytes | None` (None: not there) and
-        `put(name: str, data: bytes) -> None` (see runner.remote)."""
+        `put(name: str, data: bytes) -> None` (see runner.remote). What they hold is
+        untrusted: every entry read from one is checked against runner.entries' rule
+        before anything of it is fetched or restored."""
 
     @hookspec
     def runner_ci_job(self, task: str, job: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 
+from . import entries as ent
 from . import fingerprint as fp
 from . import globs
 from .code import CodeDigest
@@ -21,7 +22,7 @@ from .fsclock import racy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
     from .graph import Graph
@@ -91,6 +92,7 @@ class Planner:
         self._pending: dict[str, dict[str, Any]] = {}  # record updates after a hit
         self._rescanned: set[str] = set()  # tasks whose input stat data moved
         self._entries: dict[str, dict[str, Any]] = {}  # the entry a restore will use
+        self._before: dict[str, dict[str, Any]] = {}  # outputs as a running task found them
         self._used: list[bytes] = []  # cache entries used by hits, to mark in the store
         self._global: bytes | None = None
         self._ignore_stats: dict[str, Any] = {}  # stat of each ignore file, this run
@@ -344,7 +346,8 @@ class Planner:
             entry = self.store.entry(new.key)
         if entry is None and self.remote:
             if self.dry_run:
-                if self.remote.entry(new.key) is not None:
+                found = self.remote.entry(new.key)
+                if found is not None and self._remote_refusal(name, task, *found) is None:
                     return Decision(RESTORE, ["its outputs are in the remote cache"])
             else:
                 entry = self._from_remote(name, new.key)
@@ -386,44 +389,57 @@ class Planner:
                 out = fp.FileSet.from_record(rec["out"]) or fp.EMPTY
                 self._pending[name] = self._updated_record(name, new, entry, out)
             return Decision(SKIP, ["up to date"], saved=entry["duration"])
-        expected = {p: (d, mode) for p, d, mode, _size in entry["outputs"]}
+        try:
+            outputs = ent.from_rows(entry["outputs"])
+        except ent.Malformed:
+            return Decision(RUN, ["the cache entry is damaged (not of runner's form)"])
+        expected = {o.path: o for o in outputs}
         # Files the outputs match that the cached run did not make (stale): only a
-        # pattern with a wildcard can match one.
-        wild = [p for p in task.outputs if globs.has_magic(p) or p not in expected]
-        present = (
-            globs.expand(self.root, wild, skip=self.skip_dirs, gitignore=False).files
-            if wild
-            else []
-        )
+        # pattern with a wildcard, or naming a directory, can match one.
+        wild = [
+            p
+            for p in task.outputs
+            if globs.has_magic(p) or p not in expected or expected[p].kind == ent.DIRECTORY
+        ]
+        present = self._output_files(wild) if wild else []
         previous = fp.FileSet.from_record(rec.get("out")) if rec else None
-        found, _read = fp.scan(self.root, list(expected), previous)
+        found, _read = fp.scan(self.root, list(expected), previous, links=True)
         reasons = []
         # The outputs as the last run of this entry left or checked them, their stat data
         # unchanged: in place, byte for byte (the common case, checked cheaply).
         verified = found is previous and rec is not None and rec.get("key") == new.key
-        for p, (d, mode) in () if verified else expected.items():
+        for p, o in () if verified else expected.items():
             now = found.get(p)
             if now is None:
                 reasons.append(f"output {p} missing (restorable)")
-            elif now[0] != d or (now[1] & 0o7777) != (mode & 0o7777):
+            elif now[0] != o.digest or not ent.same_mode(now[1], o.mode):
                 reasons.append(f"output {p} changed (restorable)")
         stale = [p for p in present if p not in expected and not self._is_input(task, p)]
         reasons += [f"stale output {p} (will be removed)" for p in stale]
         if reasons:
+            refused = ent.refusal(outputs, task.outputs, self.root, self.skip_dirs)
+            if refused is not None:
+                self.warn(f"refused the cache entry of task {name}: {refused}")
+                return Decision(RUN, [f"the cache entry was refused: {refused}"])
             missing = [
-                d
-                for p, (d, _m) in expected.items()
-                if not self.store.blobs.has(d) and (found.get(p) or (b"",))[0] != d
+                o.path
+                for o in outputs
+                if o.kind == ent.FILE
+                and not self.store.blobs.has(o.digest)
+                and (found.get(o.path) or (b"",))[0] != o.digest
             ]
             if missing:
                 return Decision(
                     RUN, ["the cache entry is incomplete (an output's blob is missing)"]
                 )
             if self.dry_run:  # what the restore would leave, for the tasks that follow
-                self._virtual.update({p: (d, mode) for p, (d, mode) in expected.items()})
+                self._virtual.update(
+                    {o.path: (o.digest, o.mode) for o in outputs if o.kind == ent.FILE}
+                )
                 self._virtual.update({p: None for p in stale})
             self._entries[name] = {
                 "entry": entry,
+                "outputs": outputs,
                 "stale": stale,
                 "record": self._updated_record(name, new, entry, found),
             }
@@ -439,6 +455,12 @@ class Planner:
             self._pending[name] = self._updated_record(name, new, entry, found)
         return Decision(SKIP, ["up to date"], saved=entry["duration"])
 
+    def _output_files(self, patterns: Sequence[str]) -> list[str]:
+        """What these output patterns match now (symlinks and empty directories too)."""
+        return globs.expand(
+            self.root, patterns, skip=self.skip_dirs, gitignore=False, outputs=True
+        ).files
+
     def _outputs_as_left(self, task: Task, rec: dict[str, Any]) -> bool:
         """Are the outputs of the task's last run exactly as it left or checked them
         (same stat data), with no output pattern that could match another file?"""
@@ -449,11 +471,11 @@ class Planner:
         if (
             len(paths) != len(task.outputs)
             or sorted(task.outputs) != paths
-            or paths != [o[0] for o in rec["outputs"]]
+            or paths != ent.row_paths(rec["outputs"])
             or any(globs.has_magic(p) for p in paths)
         ):
             return False  # a wildcard pattern, or an output the run did not make
-        now, vanished = fp.stat_pack(self.root, paths)
+        now, vanished = fp.stat_pack(self.root, paths, follow=False)
         return not vanished and now == out[1]
 
     def _save_snapshot(self) -> None:
@@ -479,20 +501,34 @@ class Planner:
 
     def _from_remote(self, name: str, key: bytes) -> dict[str, Any] | None:
         """A remote cache's entry for this fingerprint, brought into the local store
-        (its blobs checked against their digests); None if no backend has all of it."""
+        (its blobs checked against their digests); None if no backend has all of it,
+        or if the entry breaks the rule (runner.entries: then said, once)."""
         assert self.store is not None and self.remote is not None
         found = self.remote.entry(key)
         if found is None:
             return None
         backend, entry = found
-        for _p, d, _m, _s in entry["outputs"]:
-            if not self.store.blobs.has(d):
-                data = self.remote.blob(backend, d)
+        if self._remote_refusal(name, self.graph.tasks[name], backend, entry, warn=True):
+            return None
+        for o in entry["outputs"]:
+            if o.kind == ent.FILE and not self.store.blobs.has(o.digest):
+                data = self.remote.blob(backend, o.digest)
                 if data is None:
                     return None  # incomplete or damaged over there: a miss
-                self.store.blobs.put_bytes(data, d)
-        self.store.put_entry(key, name, entry["outputs"], entry["duration"])
-        return entry
+                self.store.blobs.put_bytes(data, o.digest)
+        rows = ent.to_rows(entry["outputs"])
+        self.store.put_entry(key, name, rows, entry["duration"])
+        return {"outputs": rows, "duration": entry["duration"]}
+
+    def _remote_refusal(
+        self, name: str, task: Task, backend: Any, entry: dict[str, Any], warn: bool = False
+    ) -> str | None:
+        """Why a remote's entry must not be used (runner.entries' rule), or None."""
+        refused = ent.refusal(entry["outputs"], task.outputs, self.root, self.skip_dirs)
+        if refused is not None and warn:
+            where = getattr(backend, "name", type(backend).__name__)
+            self.warn(f"remote cache {where}: refused its entry for task {name}: {refused}")
+        return refused
 
     def _updated_record(
         self, name: str, new: fp.Fingerprint, entry: dict[str, Any], outputs: fp.FileSet
@@ -515,46 +551,70 @@ class Planner:
         return any(globs.match(p, path) for p in task.inputs if not p.startswith("!"))
 
     # ------------------------------------------------------------ acting
-    def restore(self, name: str) -> bool:
-        """Put the outputs of the cached run back; False if the cache cannot (a blob is
-        damaged or gone): then the task must run."""
+    def restore(self, name: str) -> str | None:
+        """Put the outputs of the cached run back; None when done, or why the cache
+        cannot (a blob is damaged or gone, the entry breaks the rule): then the task
+        must run."""
+        from . import restore as put_back
+
         assert self.store is not None
         plan = self._entries.pop(name)
-        outputs = plan["entry"]["outputs"]
-        if not self.store.blobs.restore(outputs, self.root):
-            return False
-        for p in plan["stale"]:
-            _unlink(os.path.join(self.root, p))
+        task = self.graph.tasks[name]
+        outputs = plan["outputs"]
+        try:
+            why = put_back.restore(
+                outputs, self.root, self.store.blobs, task.outputs, self.skip_dirs
+            )
+        except ent.Refused as e:
+            self.warn(f"refused the cache entry of task {name}: {e}")
+            return f"the cache entry was refused: {e}"
+        if why is not None:
+            return why
+        put_back.remove(self.root, plan["stale"])
         record = plan["record"]
-        record["out"] = fp.scan(self.root, [o[0] for o in outputs], None)[0].to_record()
+        paths = [o.path for o in outputs]
+        record["out"] = fp.scan(self.root, paths, None, links=True)[0].to_record()
         self._save(name, record)
         self._used.append(record["key"])
-        return True
+        return None
 
     def prepare(self, name: str) -> None:
-        """Before a cached task runs: delete what its outputs match (it makes them
-        again; a file it no longer makes must not survive as if it had). Files that
-        are also its inputs (a formatter rewriting sources) stay."""
+        """Before a task runs: for a cached one, delete what its outputs match (it
+        makes them again; a file it no longer makes must not survive as if it had),
+        but files that are also its inputs (a formatter rewriting sources); for any,
+        note the stat data of the outputs that are left, for `discard`."""
         task = self.graph.tasks[name]
-        if self.dry_run or self.store is None or not task.cache or not task.outputs:
+        if self.dry_run or not task.outputs:
             return
-        for p in globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False).files:
-            if not self._is_input(task, p):
-                _unlink(os.path.join(self.root, p))
+        found = self._output_files(task.outputs)
+        if self.store is not None and task.cache:
+            from .restore import remove
 
-    def discard(self, name: str, since_ns: int) -> None:
+            kept = [p for p in found if self._is_input(task, p)]
+            remove(self.root, [p for p in found if not self._is_input(task, p)])
+            found = kept
+        self._before[name] = {p: _lstat_key(self.root, p) for p in found}
+
+    def discard(self, name: str) -> None:
         """A task was stopped mid-run: delete the outputs it wrote (they may be half
-        written), as make deletes the target of an interrupted recipe."""
+        written), as make deletes the target of an interrupted recipe. What it wrote is
+        what its outputs match now that was not there before it started, or is there
+        with other stat data (a new inode or ctime: `cp -p` and `tar x` keep the
+        mtime of their source, so that alone tells nothing)."""
         task = self.graph.tasks[name]
+        before = self._before.pop(name, {})
         if not task.outputs or self.dry_run:
             return
-        for p in globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False).files:
-            full = os.path.join(self.root, p)
-            try:
-                if os.stat(full).st_mtime_ns >= since_ns and not self._is_input(task, p):
-                    os.unlink(full)
-            except OSError:
-                pass
+        from .restore import remove
+
+        remove(
+            self.root,
+            [
+                p
+                for p in self._output_files(task.outputs)
+                if not self._is_input(task, p) and before.get(p) != _lstat_key(self.root, p)
+            ],
+        )
 
     def record(self, name: str, duration: float) -> str | None:
         """A task succeeded: store its outputs under its fingerprint. Returns why
@@ -571,24 +631,31 @@ class Planner:
         moved = self._inputs_moved(name)
         if moved:
             return f"input {moved} changed while the task ran: its result is not cached"
-        files = (
-            globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False).files
-            if task.outputs
-            else []
-        )
+        self._before.pop(name, None)
+        files = self._output_files(task.outputs) if task.outputs else []
         # Each output is hashed while it is copied into the store: read once.
-        outputs: list[tuple[str, bytes, int, int]] = []
+        outputs: list[ent.Output] = []
         hashed: list[tuple[str, os.stat_result, bytes, int]] = []
         for p in files:
-            got = self.store.blobs.ingest(os.path.join(self.root, p))
-            if got is not None:
-                st, d, hashed_at = got
-                hashed.append((p, st, d, hashed_at))
-                outputs.append((p, d, st.st_mode, st.st_size))
+            got = ent.capture(self.root, p, self.store.blobs)
+            if got is None:
+                if os.path.lexists(os.path.join(self.root, p)):
+                    return f"output {p} changed while it was stored: its result is not cached"
+                continue  # gone since the task ended
+            output, st, hashed_at = got
+            outputs.append(output)
+            hashed.append((p, st, output.digest, hashed_at))
+        refused = ent.refusal(outputs, task.outputs, self.root, self.skip_dirs)
+        if refused is not None:
+            # An entry runner would refuse to restore is not made (said: it runs again
+            # each time).
+            self.warn(f"task {name}: {refused}: its result is not cached")
+            return f"{refused}: its result is not cached"
         made = fp.FileSet.hashed(hashed)
-        entry = {"outputs": outputs, "duration": duration}
+        rows = ent.to_rows(outputs)
+        entry = {"outputs": rows, "duration": duration}
         record = self._updated_record(name, new, entry, made)
-        self.store.put_entry(new.key, name, outputs, duration, record=record)
+        self.store.put_entry(new.key, name, rows, duration, record=record)
         if self.remote:
             self.remote.push(new.key, outputs, duration, self.store.blobs.path)
         return None
@@ -680,8 +747,8 @@ def _file_stat(root: str, rel: str) -> tuple[int, int, int, int] | None:
         return None
 
 
-def _unlink(path: str) -> None:
+def _lstat_key(root: str, rel: str) -> tuple[int, int, int, int] | None:
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        return fp.stat_key(os.stat(rel, dir_fd=fp.root_fd(root), follow_symlinks=False))
+    except OSError:
+        return None

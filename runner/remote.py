@@ -3,10 +3,18 @@
 A backend is a key-value store of bytes: `get(name) -> bytes | None` (None: not there)
 and `put(name, data)`. runner keeps two kinds of names in it:
 
-    runner/v1/blobs/<digest>      an output's content; checked against its digest on
-                                  the way in, so a damaged or forged blob is refused
-    runner/v1/entries/<key>       the outputs one fingerprint produced (JSON), written
-                                  after its blobs, so an entry never names a missing one
+    runner/v2/blobs/<digest>      a file output's content; checked against its digest
+                                  on the way in, so a damaged or forged blob is refused
+    runner/v2/entries/<key>       the outputs one fingerprint produced, written after
+                                  their blobs, so an entry never names a missing one:
+                                  JSON {"files": [{path, digest, mode, size}],
+                                  "symlinks": [{path, target}], "directories": [{path,
+                                  mode}], "duration"} (runner.entries.to_json)
+
+An entry read from a backend is untrusted input: the planner applies runner.entries'
+rule to it before any of its blobs is fetched, whatever the backend, and refuses it
+whole if it breaks the rule (a path outside the task's outputs, a setuid mode, ...).
+The `v2` in the names is the entry format: a runner never reads another format's.
 
 Built in: `http(s)://...` (GET and PUT, as nginx's WebDAV module, a bucket behind a
 proxy, or any artifact server speak) and `file://DIR` (a shared directory). Plugins add
@@ -24,9 +32,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from .entries import Output
     from .loader import Project
 
-PREFIX = "runner/v1"
+PREFIX = "runner/v2"
 TIMEOUT = 10.0
 
 
@@ -130,8 +139,12 @@ class Remote:
             self.backends.remove(backend)
 
     def entry(self, key: bytes) -> tuple[Any, dict[str, Any]] | None:
-        """The first backend holding an entry for this fingerprint, and the entry."""
+        """The first backend holding an entry for this fingerprint, and the entry
+        ({"outputs": [runner.entries.Output], "duration"}; not yet checked against the
+        rule: runner.plan does that)."""
         import json
+
+        from .entries import from_json
 
         for backend in list(self.backends):
             try:
@@ -143,9 +156,7 @@ class Remote:
                 continue
             try:
                 raw = json.loads(data)
-                outputs = [
-                    (str(p), bytes.fromhex(d), int(m), int(s)) for p, d, m, s in raw["outputs"]
-                ]
+                outputs = from_json(raw)
                 return backend, {"outputs": outputs, "duration": float(raw["duration"])}
             except (ValueError, KeyError, TypeError) as e:
                 self._drop(backend, e)
@@ -167,7 +178,7 @@ class Remote:
     def push(
         self,
         key: bytes,
-        outputs: list[tuple[str, bytes, int, int]],
+        outputs: list[Output],
         duration: float,
         blob_path: Callable[[bytes], str],
     ) -> None:
@@ -175,14 +186,16 @@ class Remote:
         the blobs first, then the entry that names them."""
         import json
 
-        manifest = json.dumps(
-            {"outputs": [[p, d.hex(), m, s] for p, d, m, s in outputs], "duration": duration}
-        ).encode()
+        from .entries import FILE, to_json
+
+        manifest = json.dumps({**to_json(outputs), "duration": duration}).encode()
         for backend in list(self.backends):
             try:
-                for _p, d, _m, _s in outputs:
-                    with open(blob_path(d), "rb") as f:
-                        backend.put(f"{PREFIX}/blobs/{d.hex()}", f.read())
+                for o in outputs:
+                    if o.kind != FILE:
+                        continue
+                    with open(blob_path(o.digest), "rb") as f:
+                        backend.put(f"{PREFIX}/blobs/{o.digest.hex()}", f.read())
                 backend.put(f"{PREFIX}/entries/{key.hex()}", manifest)
             except Exception as e:
                 self._drop(backend, e)

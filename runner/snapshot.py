@@ -34,11 +34,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_AGE = 3600.0  # seconds
-FORMAT = 2  # of the entries below: part of the snapshot's name
+FORMAT = 3  # of the entries below: part of the snapshot's name
 
-# One task's entry: (name, key, code, args, env, saved, dirs, ignores, absent, files,
-# stats) — dirs [(rel, mtime_ns, inode)], ignores [(rel, stat key or None)], absent
-# [rel], files the inputs then the outputs, stats their packed stat data.
+# One task's entry: (name, key, code, args, env, saved, dirs, ignores, absent, inputs,
+# input stats, outputs, output stats) — dirs [(rel, mtime_ns, inode)], ignores [(rel,
+# stat key or None)], absent [rel], the input and output paths and their packed stat
+# data (an output's own: a symlink is not followed).
 Entry = tuple
 
 
@@ -71,8 +72,10 @@ def entry(
         walk["dirs"],
         walk["ignores"],
         walk.get("absent", []),
-        list(inputs[0]) + list(outputs[0]),
-        inputs[1] + outputs[1],
+        inputs[0],
+        inputs[1],
+        outputs[0],
+        outputs[1],
     )
 
 
@@ -126,4 +129,9 @@ class Checker:
             except OSError:
                 pass
         packed, vanished = fp.stat_pack(self.root, e[9])
-        return not vanished and packed == e[10]
+        if vanished or packed != e[10]:
+            return False
+        if not e[11]:
+            return True
+        packed, vanished = fp.stat_pack(self.root, e[11], follow=False)
+        return not vanished and packed == e[12]

@@ -4,15 +4,23 @@
                  parts and the stat cache of its files), the cache entries (fingerprint
                  -> the outputs that run produced) and the history of runs
     cas/ab/...   the content-addressed store of outputs (runner.cas)
+    tmp/         temporary files, named PID-XXXX: blobs being copied in, outputs
+                 staged for a restore (runner.restore)
     locks        one byte per task, so that two runners never run the same task at
-                 once (runner.locks)
+                 once, and one per runner (runner.locks)
 
 A commit in WAL mode is atomic, so a runner killed at any instant leaves the previous
 state or the next one (the database is not fsynced: after a power loss the last
 commits may be lost, which costs re-runs, never a false hit). A store damaged some
 other way (garbage over its files) is detected when it is opened or read — SQLite's
 own checks, plus a checksum on each record — moved aside as state.db.damaged-N, and
-rebuilt empty; the run goes on.
+rebuilt empty; the run goes on. So is damage to the layout of the directory (a file
+where cas/ or tmp/ belongs: runner.layout).
+
+A runner killed while it copied a blob in or staged a restore leaves a file in tmp/
+(never beside the outputs). Each runner holds the lock byte of its pid while it works
+(runner.locks); opening the store clears the temporary files of the pids whose byte
+is free, so a live runner's are never taken from it.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ try:
 except ImportError:  # pragma: no cover - an interpreter without the split
     import sqlite3  # type: ignore[no-redef]
 
-from .cas import Blobs, remove_file
+from . import layout
+from .cas import STAGING_NOTE, Blobs, remove_file
+from .entries import blobs_of
 from .errors import StoreError
 from .fingerprint import digest
 from .locks import TaskLocks
@@ -80,8 +90,8 @@ class Store:
         self.warn = warn or (lambda msg: None)
         self.db_path = os.path.join(cache_dir, "state.db")
         self._db: sqlite3.Connection | None = None
-        self.blobs = Blobs(cache_dir)  # the content-addressed store of outputs
-        self.locks = TaskLocks(cache_dir)  # one task at a time across runners
+        self.locks = TaskLocks(cache_dir, self.warn)  # one task at a time across runners
+        self.blobs = Blobs(cache_dir, self.warn)  # the content-addressed store of outputs
         self._mutex = _thread.allocate_lock()
 
     # ------------------------------------------------------------ opening, damage
@@ -110,10 +120,15 @@ class Store:
             except sqlite3.DatabaseError:
                 return None  # damaged or mid-creation: a dry run reads nothing
         try:
-            os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
+            layout.ensure_directory(self.dir, "tmp", self.warn)
+            layout.ensure_directory(self.dir, "cas", self.warn)
             _ignore_in_git(self.dir)
         except OSError as e:
             raise StoreError(f"cannot create {self.dir}: {e.strerror}") from None
+        # This runner is alive (before it makes a temporary file); those of runners
+        # that are not go.
+        self.locks.hold_pid()
+        self.clear_temporaries()
         moved = False
         deadline = time.monotonic() + 30
         while True:
@@ -238,6 +253,39 @@ class Store:
                 self._recover(e)
             return default
 
+    def clear_temporaries(self, *, everything: bool = False) -> None:
+        """Delete the temporary files of runners that are gone (`everything`: of all,
+        for maintenance, which holds the project alone)."""
+        tmp = self.blobs.tmp
+        try:
+            names = os.listdir(tmp)
+        except OSError:
+            return
+        alive: dict[int, bool] = {}
+        for name in names:
+            head = name.split("-", 1)[0]
+            pid = int(head) if head.isdigit() else -1
+            if pid == os.getpid():
+                continue
+            if not everything:
+                if pid not in alive:
+                    alive[pid] = pid > 0 and self.locks.pid_alive(pid)
+                if alive[pid]:
+                    continue
+            path = os.path.join(tmp, name)
+            if name.endswith(STAGING_NOTE):
+                from .restore import clear_staging
+
+                clear_staging(path, pid)
+            try:
+                os.unlink(path)
+            except IsADirectoryError:
+                import shutil
+
+                shutil.rmtree(path, ignore_errors=True)
+            except OSError:
+                pass
+
     def close(self) -> None:
         with self._mutex:
             if self._db is not None:
@@ -343,15 +391,15 @@ class Store:
         self,
         key: bytes,
         task: str,
-        outputs: list[tuple[str, bytes, int, int]],
+        outputs: list[tuple[Any, ...]],
         duration: float,
         record: dict[str, Any] | None = None,
     ) -> None:
-        """Record that fingerprint `key` produced `outputs` [(path, digest, mode, size)]
-        (their blobs must already be in the store), with the task's new record in the
+        """Record that fingerprint `key` produced `outputs` (rows of runner.entries;
+        their blobs must already be in the store), with the task's new record in the
         same transaction."""
         now = time.time()
-        size = sum(o[3] for o in outputs)
+        size = sum(size for _d, size in blobs_of(outputs))
         data = _seal({"outputs": outputs})
         sealed = _seal(record) if record is not None else None
 
@@ -524,22 +572,22 @@ class Store:
             rows = db.execute(
                 "SELECT key, manifest, last_used FROM entries ORDER BY last_used ASC"
             ).fetchall()
-            entries = [(k, _outputs(m), used) for k, m, used in rows]
+            entries = [(k, blobs_of(_outputs(m)), used) for k, m, used in rows]
             refs: dict[bytes, int] = {}
             sizes: dict[bytes, int] = {}
-            for _k, outputs, _u in entries:
-                for _p, d, _mode, size in outputs:
+            for _k, blobs, _u in entries:
+                for d, size in blobs:
                     refs[d] = refs.get(d, 0) + 1
                     sizes[d] = size
             total = sum(sizes.values())
             drop: list[bytes] = []
-            for k, outputs, used in entries:  # least recently used first
+            for k, blobs, used in entries:  # least recently used first
                 too_old = older_than is not None and now - used > older_than
                 too_big = max_size is not None and total > max_size
                 if not (too_old or too_big):
                     continue
                 drop.append(k)
-                for _p, d, _mode, _size in outputs:
+                for d, _size in blobs:
                     refs[d] -= 1
                     if refs[d] == 0:
                         total -= sizes[d]
@@ -556,7 +604,7 @@ class Store:
         """Delete blobs that no entry refers to; bytes freed. Call it holding the
         project lock exclusively: a running runner stores blobs before their entry."""
         rows = self._guard(lambda db: db.execute("SELECT manifest FROM entries").fetchall(), [])
-        used = {d.hex() for (m,) in rows for _p, d, _mode, _size in _outputs(m)}
+        used = {d.hex() for (m,) in rows for d, _size in blobs_of(_outputs(m))}
         freed = 0
         cas = os.path.join(self.dir, "cas")
         for dirpath, _dirs, files in os.walk(cas):
@@ -574,6 +622,7 @@ class Store:
         """Forget everything: the database, the blobs, temporary files."""
         import shutil
 
+        self.clear_temporaries()  # what a killed restore staged beside outputs, too
         self.close()
         for name in ("cas", "tmp"):
             shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
@@ -599,7 +648,7 @@ def _unseal(blob: bytes) -> Any:
         return None
 
 
-def _outputs(sealed: bytes) -> list[tuple[str, bytes, int, int]]:
+def _outputs(sealed: bytes) -> list[tuple[Any, ...]]:
     manifest = _unseal(sealed)
     return manifest["outputs"] if manifest else []
 

@@ -971,6 +971,59 @@ def test_an_interrupted_task_runs_again_next_time(project, marker):
     assert project.read("out/x.txt") == "complete"
 
 
+
+@pytest.mark.parametrize("copy", ["cp -p src/old.txt out/copied.txt",
+                                  "tar -xf old.tar -C out"])
+def test_an_interrupted_task_loses_outputs_it_wrote_with_an_old_mtime(project, marker, copy):
+    """cp -p and tar x (as rsync -t) give what they write the mtime of their source."""
+    m = marker()
+    tasks(project, f"""
+        @task(inputs=["src/*.txt"], outputs=["out/*"])
+        def slow():
+            ran("slow")
+            (ROOT / "out").mkdir(exist_ok=True)
+            sh("{copy}")
+            sh("sleep {m}")
+    """)
+    old = project.write("src/old.txt", "from long ago\n")
+    os.utime(old, (946684800, 946684800))  # 2000-01-01
+    subprocess.run(["tar", "-cf", "old.tar", "-C", "src", "old.txt"], cwd=project.root,
+                   check=True)
+    proc = project.popen("slow")
+    try:
+        assert poll(lambda: processes_with_arg(m) or proc.poll() is not None, 30)
+        assert proc.poll() is None, proc.communicate()
+        copied = [p for p in (project.root / "out").iterdir()]
+        assert copied and all(p.stat().st_mtime < time.time() - 3600 for p in copied)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 130
+    finally:
+        stop(proc)
+    assert list((project.root / "out").iterdir()) == []
+
+
+def test_an_interrupted_task_keeps_outputs_it_did_not_touch(project, marker):
+    m = marker()
+    tasks(project, f"""
+        @task(inputs=["src/*.txt"], outputs=["out/*"], cache=False)
+        def slow():
+            ran("slow")
+            (ROOT / "out" / "new.txt").write_text("half")
+            sh("sleep {m}")
+    """)
+    project.write("src/a.txt", "a\n")
+    project.write("out/kept.txt", "made by hand\n")
+    proc = project.popen("slow")
+    try:
+        assert poll(lambda: processes_with_arg(m) or proc.poll() is not None, 30)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 130
+    finally:
+        stop(proc)
+    assert sorted(p.name for p in (project.root / "out").iterdir()) == ["kept.txt"]
+
 WAITS_FOR_GO = """
     @task(inputs=["src/*.txt"], outputs=["out/x.txt"])
     def build():
@@ -1320,3 +1373,157 @@ def test_hash_changes_with_an_argument_and_a_declared_env_value(project):
     first = hash_of(project, "test")
     assert hash_of(project, "test", "--k=x") != first
     assert hash_of(project, "test", env=clean_env(PYTEST_ADDOPTS="-x")) != first
+
+
+# ---------------------------------------------------------------- outputs that are not files
+# A symbolic link among the outputs is stored and restored as a link (its target text,
+# as the Remote Execution API's output_symlinks are), a declared directory the task
+# left empty is restored, and neither makes the next run restore anything.
+
+LINKS = """
+    @task(inputs=["src/*.txt"], outputs=["out/*", "out/empty"])
+    def build():
+        ran("build")
+        out = ROOT / "out"
+        (out / "sub").mkdir(parents=True, exist_ok=True)
+        (out / "empty").mkdir(exist_ok=True)
+        (out / "data.txt").write_text((ROOT / "src" / "in.txt").read_text())
+        os.symlink("data.txt", out / "latest")         # to a file
+        os.symlink("sub", out / "dir-link")            # to a directory
+        os.symlink("made-later.txt", out / "pending")  # to nothing (yet)
+"""
+
+
+def links_project(project) -> None:
+    tasks(project, LINKS)
+    project.write("src/in.txt", "content\n")
+
+
+def out_tree(project) -> dict[str, object]:
+    """Every entry under out/: a file's bytes, a link's target, or "dir"."""
+    found: dict[str, object] = {}
+    for dirpath, dirnames, filenames in os.walk(project.root / "out"):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            rel = p.relative_to(project.root).as_posix()
+            found[rel] = (("link", os.readlink(p)) if p.is_symlink()
+                          else "dir" if p.is_dir() else p.read_bytes())
+    return found
+
+
+LINKS_TREE = {
+    "out/data.txt": b"content\n",
+    "out/latest": ("link", "data.txt"),
+    "out/dir-link": ("link", "sub"),
+    "out/pending": ("link", "made-later.txt"),
+    "out/sub": "dir",
+    "out/empty": "dir",
+}
+
+
+def test_symlink_outputs_stay_links_and_the_next_run_is_a_hit(project):
+    links_project(project)
+    ok(project, "build")
+    assert out_tree(project) == LINKS_TREE
+    for _ in range(2):
+        r = ok(project, "build")
+        assert "restored" not in r.out, r
+        assert runs(project, "build") == 1
+        assert out_tree(project) == LINKS_TREE
+
+
+def test_symlink_outputs_and_an_empty_directory_are_restored(project):
+    links_project(project)
+    ok(project, "build")
+    shutil.rmtree(project.root / "out")
+    r = ok(project, "build")
+    assert "restored build" in r.out, r
+    assert runs(project, "build") == 1
+    assert out_tree(project) == {k: v for k, v in LINKS_TREE.items() if k != "out/sub"}
+    r = ok(project, "build")  # and the restored links are a hit
+    assert "restored" not in r.out, r
+
+
+def test_a_symlink_output_with_a_changed_target_is_restored(project):
+    links_project(project)
+    ok(project, "build")
+    latest = project.root / "out" / "latest"
+    latest.unlink()
+    latest.symlink_to("../src/in.txt")  # same content, another target
+    r = ok(project, "build")
+    assert "restored build" in r.out, r
+    assert os.readlink(latest) == "data.txt"
+    assert runs(project, "build") == 1
+
+
+def test_a_symlink_output_replaced_by_a_copy_of_its_target_is_restored(project):
+    links_project(project)
+    ok(project, "build")
+    latest = project.root / "out" / "latest"
+    latest.unlink()
+    latest.write_text("content\n")
+    ok(project, "build")
+    assert latest.is_symlink() and os.readlink(latest) == "data.txt"
+    assert runs(project, "build") == 1
+
+
+def test_a_symlink_output_comes_back_from_an_earlier_state(project):
+    tasks(project, """
+        @task(inputs=["src/*.txt"], outputs=["out/current"])
+        def build():
+            ran("build")
+            (ROOT / "out").mkdir(exist_ok=True)
+            os.symlink((ROOT / "src" / "which.txt").read_text().strip(), ROOT / "out" / "current")
+    """)
+    project.write("src/which.txt", "one\n")
+    ok(project, "build")
+    project.write("src/which.txt", "two\n")
+    ok(project, "build")
+    assert os.readlink(project.root / "out" / "current") == "two"
+    project.write("src/which.txt", "one\n")
+    ok(project, "build")
+    assert os.readlink(project.root / "out" / "current") == "one"
+    assert runs(project, "build") == 2
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../../outside", "../.git/config"])
+def test_a_symlink_output_that_leaves_the_project_is_not_cached(project, target):
+    tasks(project, f"""
+        @task(inputs=["src/*.txt"], outputs=["out/*"])
+        def build():
+            ran("build")
+            (ROOT / "out").mkdir(exist_ok=True)
+            os.symlink({target!r}, ROOT / "out" / "link")
+    """)
+    project.write("src/a.txt", "a\n")
+    r = ok(project, "build")
+    assert "out/link" in r.output and "not cached" in r.output, r
+    ok(project, "build")
+    assert runs(project, "build") == 2
+
+
+def test_a_file_put_in_a_declared_empty_directory_is_removed_by_a_restore(project):
+    links_project(project)
+    ok(project, "build")
+    (project.root / "out" / "data.txt").unlink()
+    (project.root / "out" / "empty" / "stray.txt").write_text("not made by build\n")
+    ok(project, "build")
+    assert runs(project, "build") == 1
+    assert out_tree(project) == LINKS_TREE
+
+
+def test_outputs_reached_through_a_symlinked_directory_are_not_cached(project):
+    """A restore never writes through a link: such outputs are not stored, said once."""
+    tasks(project, """
+        @task(inputs=["src/*.txt"], outputs=["out/*.txt"])
+        def build():
+            ran("build")
+            (ROOT / "out" / "x.txt").write_text("x")
+    """)
+    project.write("src/a.txt", "a\n")
+    (project.root / "elsewhere").mkdir()
+    (project.root / "out").symlink_to("elsewhere")
+    r = ok(project, "build")
+    assert "symbolic link (out)" in r.err and "not cached" in r.err, r
+    ok(project, "build")
+    assert runs(project, "build") == 2

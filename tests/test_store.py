@@ -834,3 +834,345 @@ def test_cache_prune_accepts_human_sizes_and_ages(project):
     assert r.code == 0, r
     assert "pruned 0 cache entries" in r.out
     assert cache_info(project)["entries"] == 1
+
+
+# ---------------------------------------------------------------- hostile local entries
+# SPEC §4: an entry is untrusted even when it is local: state.db can be written by
+# anyone who can write the project. An entry forged with the store's own API (sealed,
+# so its checksum holds) may restore only the task's declared outputs.
+
+def task_key(project: Project, task: str) -> bytes:
+    r = project.run("hash", task)
+    assert r.code == 0, r
+    return bytes.fromhex(r.out.strip())
+
+
+def forge_local_entry(project: Project, edit, planted: bytes | None = None) -> None:
+    """After a run of `t`, change its input and store, under the new fingerprint, the
+    entry of the last run with each output edited: edit(row, digest, size) -> row."""
+    from runner.store import Store
+
+    old = task_key(project, "t")
+    project.write("src/t.txt", "the next version\n")
+    new = task_key(project, "t")
+    store = Store(str(project.root / ".runner"))
+    try:
+        rows = store.entry(old)["outputs"]
+        digest, size = rows[0][1], rows[0][3]
+        if planted is not None:
+            source = project.root / "planted.tmp"
+            source.write_bytes(planted)
+            _st, digest, _at = store.blobs.ingest(str(source))
+            size = len(planted)
+            source.unlink()
+        store.put_entry(new, "t", [edit(row, digest, size) for row in rows], 0.5)
+    finally:
+        store.close()
+
+
+def refused_then_ran(project: Project, path: str) -> None:
+    r = project.run("t")
+    assert r.code == 0, r
+    lines = [line for line in r.err.splitlines() if "refused" in line]
+    assert len(lines) == 1 and "t" in lines[0] and path in lines[0], r.err
+    assert no_traceback(r)
+    assert ran(project) == ["t", "t"], "a refused entry is a miss: the task runs"
+    assert project.read("out/t.txt") == expected_output(project, "t")
+
+
+@pytest.mark.parametrize("path", ["../NAME-escape.txt", "out/../../NAME-escape.txt",
+                                  "ABSOLUTE"])
+def test_a_local_entry_that_leaves_the_project_is_refused(project, path):
+    cached_tasks(project, ["t"])
+    assert project.run("t").code == 0
+    name = project.root.name  # the directory beside the project is shared by tests
+    path = path.replace("NAME", name)
+    target = project.root.parent / f"{name}-escape.txt"
+    if path == "ABSOLUTE":
+        path = str(target)
+    forge_local_entry(project, lambda row, d, s: (path, *row[1:]))
+    refused_then_ran(project, path)
+    assert not target.exists()
+
+
+def test_a_local_entry_that_rewrites_the_tasksfile_is_refused(project):
+    cached_tasks(project, ["t"])
+    assert project.run("t").code == 0
+    tasksfile = project.read("tasksfile.py")
+    forge_local_entry(project, lambda row, d, s: ("tasksfile.py", d, row[2], s, *row[4:]),
+                      planted=b"raise SystemExit('planted')\n")
+    refused_then_ran(project, "tasksfile.py")
+    assert project.read("tasksfile.py") == tasksfile
+
+
+def test_a_local_entry_that_writes_into_git_is_refused(project):
+    cached_tasks(project, ["t"])
+    (project.root / ".git" / "hooks").mkdir(parents=True)
+    assert project.run("t").code == 0
+    forge_local_entry(project, lambda row, d, s: (".git/hooks/pre-commit", *row[1:]))
+    refused_then_ran(project, ".git/hooks/pre-commit")
+    assert list((project.root / ".git" / "hooks").iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", [0o104755, 0o102755, 0o101777])
+def test_a_local_entry_with_more_than_permission_bits_is_refused(project, mode):
+    cached_tasks(project, ["t"])
+    assert project.run("t").code == 0
+    forge_local_entry(project, lambda row, d, s: (row[0], row[1], mode, *row[3:]))
+    refused_then_ran(project, "out/t.txt")
+    assert not (project.root / "out/t.txt").stat().st_mode & 0o7000
+
+
+# ---------------------------------------------------------------- killed copies
+# A restore or a copy into the store that is killed midway leaves a temporary file.
+# It must be where no input or output pattern can see it, and the next run clears it.
+
+BIG_SIZE = 160 << 20  # wide enough a copy for a test polling every millisecond to catch
+
+KILLABLE = f'''
+import os
+from tasklog import ROOT, log
+
+@task(inputs=["src/seed.txt"], outputs=["out/big.bin"])
+def big():
+    log("big")
+    seed = (ROOT / "src/seed.txt").read_bytes()
+    (ROOT / "out").mkdir(exist_ok=True)
+    with open(ROOT / "out/big.bin", "wb") as f:
+        block = (seed * (1 + 65536 // len(seed)))[:65536]
+        for _ in range({BIG_SIZE} // 65536):
+            f.write(block)
+
+@task(deps=[big], inputs=["out/*"], outputs=["seen.txt"])
+def use():
+    """Lists what its inputs pattern matches next to the output."""
+    log("use")
+    names = sorted(p.name for p in (ROOT / "out").iterdir())
+    (ROOT / "seen.txt").write_text(" ".join(names))
+
+@task
+def noop():
+    pass
+'''
+
+
+def killable_project(project: Project) -> None:
+    project.write("tasklog.py", RUNLOG)
+    project.write("src/seed.txt", "seed")
+    project.tasksfile(KILLABLE)
+
+
+def store_tmp(project: Project, cache: Path | None = None) -> list[str]:
+    d = (cache or project.root / ".runner") / "tmp"
+    return sorted(os.listdir(d)) if d.is_dir() else []
+
+
+def beside_outputs(project: Project) -> list[str]:
+    """What is in out/ besides the output (at any depth)."""
+    out = project.root / "out"
+    found = [p.relative_to(out).as_posix() for p in out.rglob("*")] if out.is_dir() else []
+    return [p for p in found if p != "big.bin"]
+
+
+def temporaries(project: Project, cache: Path | None = None) -> list[str]:
+    """Temporary files of a copy under way: in the store's tmp/, or beside the outputs."""
+    return store_tmp(project, cache) + beside_outputs(project)
+
+
+def kill_when_copying(project: Project, *args: str, when=None) -> bool:
+    """Run runner and SIGKILL it as soon as a temporary file of a copy appears (or
+    `when()` is true); False if the run ended before that was seen."""
+    when = when or (lambda: temporaries(project))
+    proc = project.popen(*args)
+    try:
+        seen = poll(lambda: when() or proc.poll() is not None, timeout=60, interval=0.0005)
+        if seen and proc.poll() is None and when():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            return True
+        return False
+    finally:
+        stop(proc)
+
+
+def test_a_restore_killed_midway_leaves_no_file_an_output_or_input_pattern_sees(project):
+    killable_project(project)
+    assert project.run("use").code == 0
+    assert project.read("seen.txt") == "big.bin"
+    caught = False
+    for _attempt in range(5):
+        (project.root / "out" / "big.bin").unlink(missing_ok=True)
+        (project.root / "seen.txt").unlink()
+        if kill_when_copying(project, "use"):
+            caught = True
+            break
+    assert caught, "the restore was never caught midway"
+    out = project.root / "out"
+    assert sorted(p.name for p in out.iterdir()) in ([], ["big.bin"]), list(out.iterdir())
+
+    r = project.run("use")
+    assert r.code == 0, r
+    assert ran(project) == ["big", "use"], "restores, not runs"
+    assert project.read("seen.txt") == "big.bin"
+    assert sorted(p.name for p in out.iterdir()) == ["big.bin"]
+    assert store_tmp(project) == [], "the killed run's temporary file is cleared"
+
+
+def test_a_copy_into_the_store_killed_midway_is_cleared_by_the_next_run(project):
+    killable_project(project)
+    assert kill_when_copying(project, "big"), "the copy into the store was never caught"
+    assert store_tmp(project), "the test expects a temporary file to clear"
+    r = project.run("big")
+    assert r.code == 0, r
+    assert store_tmp(project) == []
+
+
+def test_a_copy_into_the_store_killed_midway_is_cleared_by_cache_prune(project):
+    killable_project(project)
+    assert kill_when_copying(project, "big"), "the copy into the store was never caught"
+    assert store_tmp(project)
+    r = project.run("cache", "prune", "--max-size", "10G")
+    assert r.code == 0, r
+    assert store_tmp(project) == []
+
+
+def test_the_temporary_files_of_a_live_runner_are_left_alone(project):
+    killable_project(project)
+    # A runner stopped (SIGSTOP) while it copies an output into the store is alive: a
+    # second runner starting meanwhile must not take its temporary file away.
+    proc = project.popen("big")
+    try:
+        assert poll(lambda: store_tmp(project) or proc.poll() is not None,
+                    timeout=60, interval=0.0005)
+        proc.send_signal(signal.SIGSTOP)
+        held = store_tmp(project)
+        assert held, "the copy ended before it was caught"
+        other = project.run("noop")
+        assert other.code == 0, other
+        assert set(held) <= set(store_tmp(project))
+        proc.send_signal(signal.SIGCONT)
+        code, _out, err = finish(proc, 60)
+        assert code == 0, err
+    finally:
+        stop(proc)
+    assert store_tmp(project) == []
+    assert (project.root / "out" / "big.bin").stat().st_size == BIG_SIZE
+    r = project.run("big")
+    assert r.code == 0 and ran(project) == ["big"], "the first run's result was stored"
+
+
+# ---------------------------------------------------------------- a damaged layout
+# Something other than runner replaced a part of the cache directory (a file where a
+# directory belongs, or the reverse). The next run says so in one line, repairs it,
+# and never deletes or loses an output for it; the runs after it are normal.
+
+def fan_out_of(project: Project, name: str) -> str:
+    """The cas/ab directory the next output of task `name` will be stored under."""
+    project.write(f"src/{name}.txt", "after the damage\n")
+    return "cas/" + blake3.blake3(expected_output(project, name).encode()).hexdigest()[:2]
+
+
+def replace_with_file(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a directory\n")
+
+
+def replace_with_directory(path: Path) -> None:
+    path.unlink()
+    (path / "inside").mkdir(parents=True)
+
+
+@pytest.mark.parametrize("damage", ["cas", "tmp", "cas/ab", "locks"])
+def test_a_damaged_cache_layout_is_reported_once_repaired_and_costs_no_output(
+        project, damage):
+    names = ["t", "u"]
+    cached_tasks(project, names)
+    assert project.run(*names).code == 0
+    cache = project.root / ".runner"
+    if damage == "cas/ab":
+        damage = fan_out_of(project, "t")
+    elif damage != "locks":
+        project.write("src/t.txt", "after the damage\n")
+    if damage == "locks":
+        project.write("src/t.txt", "after the damage\n")
+        replace_with_directory(cache / "locks")
+    else:
+        replace_with_file(cache / damage)
+
+    r = project.run(*names)
+    assert r.code == 0, r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and damage in lines[0], r.err
+    assert no_traceback(r)
+    for name in names:
+        assert project.read(f"out/{name}.txt") == expected_output(project, name)
+    assert sorted(ran(project)) == ["t", "t", "u"]
+
+    for _ in range(2):  # the runs after it are normal: no message, nothing runs or is lost
+        again = project.run(*names)
+        assert again.code == 0 and again.err == "", again
+        assert sorted(ran(project)) == ["t", "t", "u"]
+        for name in names:
+            assert project.read(f"out/{name}.txt") == expected_output(project, name)
+    (project.root / "out" / "t.txt").unlink()  # and what was stored after it restores
+    assert project.run(*names).code == 0
+    assert sorted(ran(project)) == ["t", "t", "u"]
+    assert project.read("out/t.txt") == expected_output(project, "t")
+
+
+# The cache directory on another file system than the outputs: a restore cannot rename
+# across, and stages the copy in out/.runner-tmp/ (a directory no pattern matches).
+
+@pytest.fixture
+def cache_elsewhere(tmp_path: Path):
+    with small_disk(tmp_path, "512m") as disk:
+        yield disk / "cache"
+
+
+def killable_project_with_cache(project: Project, cache: Path) -> None:
+    killable_project(project)
+    project.write("pyproject.toml", f'[tool.runner]\ncache_dir = "{cache}"\n')
+
+
+def test_a_restore_across_file_systems_leaves_nothing_beside_the_outputs(project,
+                                                                         cache_elsewhere):
+    cache = cache_elsewhere
+    killable_project_with_cache(project, cache)
+    assert project.run("use").code == 0
+    assert (project.root / "out").stat().st_dev != cache.stat().st_dev
+    (project.root / "out" / "big.bin").unlink()
+    (project.root / "seen.txt").unlink()
+    r = project.run("use")
+    assert r.code == 0, r
+    assert ran(project) == ["big", "use"]
+    assert (project.root / "out" / "big.bin").stat().st_size == BIG_SIZE
+    assert beside_outputs(project) == [] and store_tmp(project, cache) == []
+    assert project.read("seen.txt") == "big.bin"
+
+
+def test_a_restore_across_file_systems_killed_midway_is_cleared(project, cache_elsewhere):
+    cache = cache_elsewhere
+    killable_project_with_cache(project, cache)
+    assert project.run("use").code == 0
+    staging = project.root / "out" / ".runner-tmp"
+
+    def staging_a_copy() -> bool:
+        return staging.is_dir() and any(staging.iterdir())
+
+    caught = False
+    for _attempt in range(5):
+        (project.root / "out" / "big.bin").unlink(missing_ok=True)
+        (project.root / "seen.txt").unlink(missing_ok=True)
+        if kill_when_copying(project, "use", when=staging_a_copy):
+            caught = True
+            break
+    assert caught, "the copy across file systems was never caught midway"
+
+    r = project.run("use")
+    assert r.code == 0, r
+    assert ran(project) == ["big", "use"], "restores, not runs"
+    assert project.read("seen.txt") == "big.bin", "the use task saw only the output"
+    assert beside_outputs(project) == [], "the staging directory is cleared"
+    assert store_tmp(project, cache) == []
