@@ -14,7 +14,7 @@ import os
 import time
 
 from .errors import StoreError
-from .fingerprint import stat_key
+from .fingerprint import SpecialFile, open_regular, stat_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,8 +55,8 @@ class Blobs:
             else:
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 os.replace(tmp, dest)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            remove_file(tmp)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, SpecialFile):
+            remove_file(tmp)  # gone, or a FIFO or a socket now: nothing to store
             return None
         except OSError as e:
             remove_file(tmp)
@@ -127,7 +127,8 @@ def _copy_hashing(src: str, dest: str, expected: bytes | None) -> bytes:
     import blake3
 
     h = blake3.blake3()
-    with open(src, "rb") as fin, open(dest, "xb") as fout:
+    fd, _size = open_regular(src)  # never a FIFO's open, which would wait for a writer
+    with open(fd, "rb") as fin, open(dest, "xb") as fout:
         while chunk := fin.read(1 << 20):
             h.update(chunk)
             fout.write(chunk)

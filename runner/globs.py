@@ -10,6 +10,11 @@ Files ignored by git (.gitignore files, .git/info/exclude) are left out of what 
 wildcard matches, unless the pattern's fixed part already points inside an ignored
 directory (`dist/*.whl` finds wheels even when dist/ is ignored) or the pattern names
 the file exactly. `.git`, the cache directory and `__pycache__` are never matched.
+
+Only regular files (and links to them) are matched. A FIFO, a socket or a device that
+a pattern would match is never opened (reading a FIFO blocks until someone writes to
+it, a device may never end): the walk sets it aside in `Walk.special`, for the caller
+to report.
 """
 
 from __future__ import annotations
@@ -184,15 +189,46 @@ class Walk:
     """The files some patterns match, with what decides that result: every directory
     read to find them (a listing changes when an entry comes or goes) and the files
     named exactly that did not exist. If none of those changed, neither did the match
-    (a named file that vanishes is seen when it is statted)."""
+    (a named file that vanishes is seen when it is statted). `special`: what the
+    patterns matched that is not a regular file (a FIFO, a socket, a device)."""
 
     def __init__(
-        self, files: list[str], dirs: list[str], ignore_files: list[str], absent: list[str]
+        self,
+        files: list[str],
+        dirs: list[str],
+        ignore_files: list[str],
+        absent: list[str],
+        special: list[str] | None = None,
     ) -> None:
         self.files = files
         self.dirs = dirs
         self.ignore_files = ignore_files
         self.absent = absent
+        self.special = special or []
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file of this st_mode is, if it is neither a regular file nor a directory
+    ("a FIFO", "a socket", ...); None for those two."""
+    if stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode):
+        return None
+    if stat_mod.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat_mod.S_ISSOCK(mode):
+        return "a socket"
+    if stat_mod.S_ISCHR(mode):
+        return "a character device"
+    if stat_mod.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def describe_special(root: str, rel: str) -> str:
+    """What the special file at `rel` is, for a message ("a FIFO")."""
+    try:
+        return special_kind(os.stat(os.path.join(root, rel)).st_mode) or "a regular file now"
+    except OSError:
+        return "gone now"
 
 
 def expand(
@@ -201,7 +237,7 @@ def expand(
     """The files under `root` the patterns match, sorted, as '/'-separated relative paths.
     `skip`: relative directories never entered (the cache directory)."""
     skipped = set(skip)
-    found: dict[str, None] = {}
+    found: dict[str, bool] = {}  # path -> is it a regular file (or a link to one)?
     dirs: dict[str, None] = {}
     absent: list[str] = []
     ignores = Ignores(root) if gitignore else None
@@ -225,11 +261,13 @@ def expand(
                 use = None
         _walk(root, base, rest, found, dirs, skipped, use)
     ignore_files = sorted(set(ignores.files) | ignores.probed) if ignores else []
-    return Walk(sorted(found), sorted(dirs), ignore_files, absent)
+    files = sorted(p for p, regular in found.items() if regular)
+    special = sorted(p for p, regular in found.items() if not regular)
+    return Walk(files, sorted(dirs), ignore_files, absent, special)
 
 
 def _literal(
-    root: str, rel: str, found: dict[str, None], dirs: dict[str, None], skipped: set[str]
+    root: str, rel: str, found: dict[str, bool], dirs: dict[str, None], skipped: set[str]
 ) -> bool:
     """A pattern without wildcards: the file, or every file under the directory.
     False if there is nothing at that path."""
@@ -242,8 +280,21 @@ def _literal(
     if stat_mod.S_ISDIR(st.st_mode):
         _walk(root, rel, ["**", "*"], found, dirs, skipped, None)
     else:
-        found[rel] = None
+        found[rel] = stat_mod.S_ISREG(st.st_mode)
     return True
+
+
+def _is_regular(e: os.DirEntry[str]) -> bool:
+    """Is this entry (not a directory) a file to read: a regular file, a link to one,
+    or a link to nothing (which the caller sees vanish when it stats it)? A FIFO, a
+    socket or a device is not. The entry's type comes with the listing: no system
+    call for a regular file."""
+    try:
+        if e.is_file():
+            return True
+        return e.is_symlink() and not os.path.exists(e.path)
+    except OSError:
+        return True  # gone meanwhile: as for a vanished file
 
 
 def _enter_parents(root: str, base: str, ignores: Ignores) -> None:
@@ -264,7 +315,7 @@ def _walk(
     root: str,
     base: str,
     segs: list[str],
-    found: dict[str, None],
+    found: dict[str, bool],
     dirs: dict[str, None],
     skipped: set[str],
     ignores: Ignores | None,
@@ -310,13 +361,13 @@ def _walk(
                     stack.append((child, i))
                 if i == last:
                     if not is_dir:
-                        found[child] = None
+                        found[child] = _is_regular(e)
                     continue
                 nxt = segs[i + 1]
                 if segment_matcher(nxt)(name):
                     if i + 1 == last:
                         if not is_dir:
-                            found[child] = None
+                            found[child] = _is_regular(e)
                     elif is_dir:
                         stack.append((child, i + 2))
                 continue
@@ -324,6 +375,6 @@ def _walk(
                 continue
             if i == last:
                 if not is_dir:
-                    found[child] = None
+                    found[child] = _is_regular(e)
             elif is_dir:
                 stack.append((child, i + 1))

@@ -37,6 +37,8 @@ RESTORE = "restore"  # up to date, outputs restored from the cache
 # whether it would run.
 WILL_RUN = "will run"
 
+_LEFT_OUT = "left out of its fingerprint"
+
 
 class Decision:
     """What to do with a task, with the reasons `-n` and `-v` print."""
@@ -204,6 +206,7 @@ class Planner:
         walk = rec.get("walk") if rec else None
         if walk is not None and walk["patterns"] == task.inputs and self._walk_still_valid(walk):
             self._walks[name] = walk
+            self._report_special(walk.get("special", ()), f"task {name}: input", _LEFT_OUT)
             return walk["files"]
         started = time.time_ns()
         w = globs.expand(self.root, task.inputs, skip=self.skip_dirs)
@@ -216,8 +219,17 @@ class Planner:
                 (f, _file_stat(self.root, f)) for f in {".git/info/exclude", *w.ignore_files}
             ],
             "absent": w.absent,
+            "special": w.special,
         }
+        self._report_special(w.special, f"task {name}: input", _LEFT_OUT)
         return w.files
+
+    def _report_special(self, paths: Any, what: str, consequence: str) -> None:
+        """Warn about the FIFOs, sockets and devices some patterns matched (never
+        opened: a FIFO's reader waits for a writer, a device may never end)."""
+        for p in paths:
+            kind = globs.describe_special(self.root, p)
+            self.warn(f"{what} {p} is {kind}, not a regular file: {consequence}")
 
     def _walk_still_valid(self, walk: dict[str, Any]) -> bool:
         """Did none of the directories the last walk read change (nor an ignore file)?"""
@@ -250,7 +262,11 @@ class Planner:
                     rec = self.store.records([":global"]).get(":global") or {}
                 else:
                     rec = self._record(":global") or {}
-                files = globs.expand(self.root, patterns, skip=self.skip_dirs).files
+                walk = globs.expand(self.root, patterns, skip=self.skip_dirs)
+                files = walk.files
+                self._report_special(
+                    walk.special, "global_inputs:", "left out of every task's fingerprint"
+                )
                 previous = fp.FileSet.from_record(rec.get("inputs"))
                 found, _read = fp.scan(self.root, files, previous)
                 self._global = found.digest
@@ -489,7 +505,8 @@ class Planner:
         task = self.graph.tasks[name]
         if self.dry_run or self.store is None or not task.cache or not task.outputs:
             return
-        for p in globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False).files:
+        w = globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False)
+        for p in w.files + w.special:  # a FIFO it makes again is unlinked, never opened
             if not self._is_input(task, p):
                 _unlink(os.path.join(self.root, p))
 
@@ -522,11 +539,13 @@ class Planner:
         moved = self._inputs_moved(name)
         if moved:
             return f"input {moved} changed while the task ran: its result is not cached"
-        files = (
-            globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False).files
-            if task.outputs
-            else []
-        )
+        files: list[str] = []
+        if task.outputs:
+            w = globs.expand(self.root, task.outputs, skip=self.skip_dirs, gitignore=False)
+            files = w.files
+            self._report_special(
+                w.special, f"task {name}: output", "not stored in the cache (nor restored)"
+            )
         # Each output is hashed while it is copied into the store: read once.
         outputs: list[tuple[str, bytes, int, int]] = []
         hashed: list[tuple[str, os.stat_result, bytes, int]] = []
