@@ -564,20 +564,24 @@ class Planner:
         return None
 
     def _inputs_moved(self, name: str) -> str | None:
-        """An input whose stat data differs from when the fingerprint was taken, or
-        that appeared or vanished meanwhile (files the task writes itself excepted)."""
+        """An input that changed since the fingerprint was taken, or that appeared or
+        vanished meanwhile (files the task writes itself excepted). Stat data tell,
+        except for a file modified within the clock's granularity of when it was
+        hashed: an edit in that same tick leaves them as they were, so its content is
+        compared (the racy-git rule, as a no-op run applies it)."""
         task = self.graph.tasks[name]
         before = self._inputs.get(name, fp.EMPTY)
         walk = self._walks.get(name)
         # The same files as before the run (no directory listing changed) with the same
-        # stat data: nothing moved. The common case, checked cheaply.
+        # stat data: nothing moved, but for what only content can tell. The common
+        # case, checked cheaply.
         if (
             before.observed is not None
             and walk is not None
             and self._walk_still_valid(walk)
             and fp.stat_pack(self.root, before.paths)[0] == before.observed
         ):
-            return None
+            return self._racy_input_changed(task, before)
         now = globs.expand(self.root, task.inputs, skip=self.skip_dirs).files if task.inputs else []
         old = fp.ints(before.stats)
         for p in sorted(set(now) | set(before.paths)):
@@ -595,7 +599,28 @@ class Planner:
             was = tuple(old[4 * i : 4 * i + 4])
             if was[1:] != fp.stat_key(st)[1:] or (was[0] != -1 and was[0] != st.st_ino):
                 return p
+            if was[0] == -1 and self._content_changed(before, i, p):
+                return p  # racy when hashed: its stat data cannot tell
         return None
+
+    def _racy_input_changed(self, task: Task, before: fp.FileSet) -> str | None:
+        """The first input that was racy when hashed (kept with no inode: see
+        fingerprint._stat_entry) and whose content is no longer what was hashed."""
+        stats = fp.ints(before.stats)
+        for i, p in enumerate(before.paths):
+            if stats[4 * i] != -1 or (task.outputs and globs.matches(task.outputs, p)):
+                continue
+            if self._content_changed(before, i, p):
+                return p
+        return None
+
+    def _content_changed(self, before: fp.FileSet, i: int, path: str) -> bool:
+        """Does the input's content differ from its digest in `before` (entry i)?"""
+        try:
+            now = fp.hash_file(os.path.join(self.root, path))
+        except OSError:
+            return True  # gone, or no longer a regular file
+        return now != before.digests[32 * i : 32 * i + 32]
 
     def _save(self, name: str, record: dict[str, Any]) -> None:
         if self.store is not None and not self.dry_run:
