@@ -246,6 +246,7 @@ class Executor:
         self._running: dict[str, _Running] = {}
         self._waiting: set[str] = set()  # tasks another runner holds; we wait for it
         self._signals = 0
+        self._stop_requested = False  # set by the signal handler itself, before the queue
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Outcome:
@@ -298,13 +299,15 @@ class Executor:
             self.planner.finish()
         for name in self.order:  # what the run never reached
             if name not in self._results:
-                reason = "interrupted" if self._signals else "not run: an earlier task failed"
+                reason = (
+                    "interrupted" if self._stop_requested else "not run: an earlier task failed"
+                )
                 self._results[name] = ev.TaskFinished(name, ev.SKIPPED, reason=reason)
         return Outcome(
             self._results,
             self.order,
             time.monotonic() - started,
-            interrupted=self._signals > 0,
+            interrupted=self._stop_requested,
             deps={n: self.graph.deps(n) for n in self.order},
         )
 
@@ -329,6 +332,10 @@ class Executor:
         decision = self.planner.decide(
             name, self.args[name], {d: self._results[d].status for d in deps}
         )
+        if self._stop_requested and decision.action == RUN:
+            # A Ctrl-C came while the decision waited on a remote cache: the run is
+            # stopping, nothing more starts.
+            return ev.TaskFinished(name, ev.SKIPPED, reason="interrupted")
         if decision.action == RESTORE and not self.planner.restore(name):
             decision = Decision(RUN, ["the cache entry is damaged (a blob fails its digest)"])
         if decision.action != RUN:
@@ -413,7 +420,14 @@ class Executor:
 
     def cancel(self) -> None:
         """Stop the run from another thread, as a Ctrl-C would (`watch --restart-build`)."""
+        self._interrupt()
         self._q.put(("signal", None))
+
+    def _interrupt(self) -> None:
+        """What a stop does at once, wherever the main thread is: no task starts after
+        the decision under way, and no remote request is waited for any more."""
+        self._stop_requested = True
+        self.planner.interrupt()
 
     def _on_signal(self) -> None:
         self._signals += 1
@@ -426,6 +440,7 @@ class Executor:
 
     def _install_signal_handlers(self) -> Any:
         def handler(signum: int, frame: object) -> None:
+            self._interrupt()  # flags only: this may run in the middle of anything
             self._q.put(("signal", signum))
 
         previous = {}

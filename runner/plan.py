@@ -626,6 +626,12 @@ class Planner:
         if self.store is not None and not self.dry_run:
             self.store.save_record(name, record)
 
+    def interrupt(self) -> None:
+        """The run is stopping: stop waiting on remote caches (safe in a signal
+        handler: it sets a flag)."""
+        if self.remote is not None:
+            self.remote.interrupt.set()
+
     def lock(self, name: str, wait: bool) -> bool:
         # A task a snapshot found up to date is not locked: nothing is written for it,
         # and its outputs were as it left them (another runner that ran it since would
