@@ -15,7 +15,7 @@ import time
 
 from . import events as ev
 from .errors import Cancelled, StoreError, TaskError
-from .plan import RESTORE, RUN, Decision
+from .plan import RESTORE, RUN, SKIP, Decision
 
 try:  # the queue alone: the `queue` module imports threading, which a no-op run never needs
     from _queue import Empty, SimpleQueue
@@ -247,6 +247,7 @@ class Executor:
         self._waiting: set[str] = set()  # tasks another runner holds; we wait for it
         self._signals = 0
         self._stop_requested = False  # set by the signal handler itself, before the queue
+        self._lifeline: Any = None  # runner.lifeline, from the first task that does work
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Outcome:
@@ -297,6 +298,8 @@ class Executor:
             self._workers.close()
             restore()
             self.planner.finish()
+            if self._lifeline is not None:
+                self._lifeline.close()
         for name in self.order:  # what the run never reached
             if name not in self._results:
                 reason = (
@@ -336,6 +339,8 @@ class Executor:
             # A Ctrl-C came while the decision waited on a remote cache: the run is
             # stopping, nothing more starts.
             return ev.TaskFinished(name, ev.SKIPPED, reason="interrupted")
+        if decision.action != SKIP and self._lifeline is None:
+            self._start_lifeline()
         if decision.action == RESTORE and not self.planner.restore(name):
             decision = Decision(RUN, ["the cache entry is damaged (a blob fails its digest)"])
         if decision.action != RUN:
@@ -355,6 +360,17 @@ class Executor:
         self._running[name] = _Running(job, scope)
         self._workers.start(job)
         return None
+
+    def _start_lifeline(self) -> None:
+        """Before the run's first task runs or is restored: stop what runners killed
+        in this project left running (it could write into the outputs about to be
+        made), and start recording this run's commands (runner.lifeline)."""
+        from .lifeline import Lifeline, stop_leftovers
+
+        store = self.planner.store
+        if store is not None:
+            stop_leftovers(store.dir, self.grace, self.planner.warn)
+        self._lifeline = Lifeline(store.dir if store is not None else None, self.grace)
 
     def _wait_for_lock(self, name: str) -> None:
         self.planner.lock(name, wait=True)
@@ -494,6 +510,7 @@ class Executor:
             ),
             interactive=self.interactive,
             grace=self.grace,
+            lifeline=self._lifeline,
         )
         set_context(ctx)
         started = time.monotonic()
