@@ -120,7 +120,7 @@ class Lifeline:
     def _open_record(self) -> None:
         if self.cache_dir is None:
             return
-        folder = os.path.join(self.cache_dir, RECORDS)
+        folder = os.path.join(os.path.abspath(self.cache_dir), RECORDS)
         path = os.path.join(folder, self.mark)
         try:
             os.makedirs(folder, exist_ok=True)
