@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import BinaryIO
 
-_READ = os.O_RDONLY | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO swapped in for an output or a blob would wait for a writer;
+# this way it returns at once, and fstat tells it is not a file.
+_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 # tmp/PID-XXXX.staging: the directories a restore staged files in, on another file
 # system (runner.restore).
 STAGING_NOTE = ".staging"

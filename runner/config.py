@@ -23,6 +23,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "jobs": ("int", 0),  # 0: the number of CPUs
     "cache_dir": ("str", ".runner"),
     "remote_cache": ("str", ""),
+    "remote_cache_timeout": ("number", 60.0),  # seconds for one whole remote request
     "global_inputs": ("strings", []),
     "plugins": ("strings", []),
     "kill_timeout": ("number", 5.0),

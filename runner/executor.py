@@ -15,7 +15,7 @@ import time
 
 from . import events as ev
 from .errors import Cancelled, StoreError, TaskError
-from .plan import RESTORE, RUN, Decision
+from .plan import RESTORE, RUN, SKIP, Decision
 
 try:  # the queue alone: the `queue` module imports threading, which a no-op run never needs
     from _queue import Empty, SimpleQueue
@@ -246,6 +246,8 @@ class Executor:
         self._running: dict[str, _Running] = {}
         self._waiting: set[str] = set()  # tasks another runner holds; we wait for it
         self._signals = 0
+        self._stop_requested = False  # set by the signal handler itself, before the queue
+        self._lifeline: Any = None  # runner.lifeline, from the first task that does work
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Outcome:
@@ -296,15 +298,19 @@ class Executor:
             self._workers.close()
             restore()
             self.planner.finish()
+            if self._lifeline is not None:
+                self._lifeline.close()
         for name in self.order:  # what the run never reached
             if name not in self._results:
-                reason = "interrupted" if self._signals else "not run: an earlier task failed"
+                reason = (
+                    "interrupted" if self._stop_requested else "not run: an earlier task failed"
+                )
                 self._results[name] = ev.TaskFinished(name, ev.SKIPPED, reason=reason)
         return Outcome(
             self._results,
             self.order,
             time.monotonic() - started,
-            interrupted=self._signals > 0,
+            interrupted=self._stop_requested,
             deps={n: self.graph.deps(n) for n in self.order},
         )
 
@@ -329,6 +335,12 @@ class Executor:
         decision = self.planner.decide(
             name, self.args[name], {d: self._results[d].status for d in deps}
         )
+        if self._stop_requested and decision.action == RUN:
+            # A Ctrl-C came while the decision waited on a remote cache: the run is
+            # stopping, nothing more starts.
+            return ev.TaskFinished(name, ev.SKIPPED, reason="interrupted")
+        if decision.action != SKIP and self._lifeline is None:
+            self._start_lifeline()
         if decision.action == RESTORE:
             why_not = self.planner.restore(name)
             if why_not is not None:
@@ -350,6 +362,17 @@ class Executor:
         self._running[name] = _Running(job, scope)
         self._workers.start(job)
         return None
+
+    def _start_lifeline(self) -> None:
+        """Before the run's first task runs or is restored: stop what runners killed
+        in this project left running (it could write into the outputs about to be
+        made), and start recording this run's commands (runner.lifeline)."""
+        from .lifeline import Lifeline, stop_leftovers
+
+        store = self.planner.store
+        if store is not None:
+            stop_leftovers(store.dir, self.grace, self.planner.warn)
+        self._lifeline = Lifeline(store.dir if store is not None else None, self.grace)
 
     def _wait_for_lock(self, name: str) -> None:
         self.planner.lock(name, wait=True)
@@ -415,7 +438,14 @@ class Executor:
 
     def cancel(self) -> None:
         """Stop the run from another thread, as a Ctrl-C would (`watch --restart-build`)."""
+        self._interrupt()
         self._q.put(("signal", None))
+
+    def _interrupt(self) -> None:
+        """What a stop does at once, wherever the main thread is: no task starts after
+        the decision under way, and no remote request is waited for any more."""
+        self._stop_requested = True
+        self.planner.interrupt()
 
     def _on_signal(self) -> None:
         self._signals += 1
@@ -428,6 +458,7 @@ class Executor:
 
     def _install_signal_handlers(self) -> Any:
         def handler(signum: int, frame: object) -> None:
+            self._interrupt()  # flags only: this may run in the middle of anything
             self._q.put(("signal", signum))
 
         previous = {}
@@ -483,6 +514,7 @@ class Executor:
             grace=self.grace,
             cwd=_workdir(self.root, task.cwd),
             env=self.planner.dotenv_overlay(task),
+            lifeline=self._lifeline,
         )
         set_context(ctx)
         started = time.monotonic()

@@ -19,6 +19,7 @@ import stat as stat_mod
 import struct
 import sys
 import time
+from stat import S_ISREG
 
 import blake3
 
@@ -42,15 +43,39 @@ def digest(data: bytes) -> bytes:
     return blake3.blake3(data).digest()
 
 
-def hash_file(path: str, size: int | None = None) -> bytes:
-    if size is None:
-        size = os.stat(path).st_size
-    if size >= BIG_FILE:
+class SpecialFile(OSError):
+    """What was to be read as a file is a FIFO, a socket or a device."""
+
+
+def open_regular(path: str) -> tuple[int, int]:
+    """A read-only descriptor of the regular file at `path`, and its size; SpecialFile
+    if it is not one. O_NONBLOCK: opening a FIFO (swapped in since the caller looked)
+    would block until a writer came; this way it returns at once and fstat tells."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not S_ISREG(st.st_mode):
+            raise SpecialFile(f"{path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def hash_file(path: str) -> bytes:
+    """The digest of a regular file's content (SpecialFile for anything else)."""
+    fd, size = open_regular(path)
+    with open(fd, "rb", closefd=True) as f:
+        if size < BIG_FILE:
+            return blake3.blake3(f.read()).digest()
+        import mmap
+
+        # Mapped, and hashed on several threads: the descriptor checked above, not the
+        # path again (which may name something else by now).
         h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        h.update_mmap(path)
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as m:
+            h.update(m)
         return h.digest()
-    with open(path, "rb") as f:
-        return blake3.blake3(f.read()).digest()
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -303,12 +328,18 @@ def _hash_one(item: tuple[int, str], stat: Any = os.stat) -> tuple[int, HashResu
         st = stat(full)
         for _attempt in range(3):
             hashed_at = time.time_ns()
-            d = hash_file(full, st.st_size)
+            d = hash_file(full)
             after = stat(full)
             if stat_key(after) == stat_key(st):
                 break
             st = after  # it changed while it was read: read it again
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+    except (
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+        SpecialFile,  # swapped for a FIFO or a socket since the walk: not read
+    ):
         return i, None
     return i, (stat_key(st), d, st.st_mode, hashed_at)
 

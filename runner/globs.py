@@ -16,6 +16,11 @@ Output patterns (`outputs=True`) match what a task leaves, as its cache entry ke
 a symbolic link is a leaf, whatever it points to (never followed, never read through),
 and a directory that a literal pattern names, or one below it, is matched itself when
 it is empty.
+
+Otherwise only regular files (and links to them) are matched. A FIFO, a socket or a
+device that a pattern would match is never opened (reading a FIFO blocks until someone
+writes to it, a device may never end): the walk sets it aside in `Walk.special`, for the
+caller to report.
 """
 
 from __future__ import annotations
@@ -191,15 +196,46 @@ class Walk:
     """The files some patterns match, with what decides that result: every directory
     read to find them (a listing changes when an entry comes or goes) and the files
     named exactly that did not exist. If none of those changed, neither did the match
-    (a named file that vanishes is seen when it is statted)."""
+    (a named file that vanishes is seen when it is statted). `special`: what the
+    patterns matched that is not a regular file (a FIFO, a socket, a device)."""
 
     def __init__(
-        self, files: list[str], dirs: list[str], ignore_files: list[str], absent: list[str]
+        self,
+        files: list[str],
+        dirs: list[str],
+        ignore_files: list[str],
+        absent: list[str],
+        special: list[str] | None = None,
     ) -> None:
         self.files = files
         self.dirs = dirs
         self.ignore_files = ignore_files
         self.absent = absent
+        self.special = special or []
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file of this st_mode is, if it is neither a regular file nor a directory
+    ("a FIFO", "a socket", ...); None for those two."""
+    if stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode):
+        return None
+    if stat_mod.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat_mod.S_ISSOCK(mode):
+        return "a socket"
+    if stat_mod.S_ISCHR(mode):
+        return "a character device"
+    if stat_mod.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def describe_special(root: str, rel: str) -> str:
+    """What the special file at `rel` is, for a message ("a FIFO")."""
+    try:
+        return special_kind(os.stat(os.path.join(root, rel)).st_mode) or "a regular file now"
+    except OSError:
+        return "gone now"
 
 
 def expand(
@@ -214,7 +250,7 @@ def expand(
     `skip`: relative directories never entered (the cache directory). `outputs`: match
     as output patterns (symlinks as leaves, empty directories; see above)."""
     skipped = set(skip)
-    found: dict[str, None] = {}
+    found: dict[str, bool] = {}  # path -> is it a regular file (or a link to one)?
     dirs: dict[str, None] = {}
     absent: list[str] = []
     ignores = Ignores(root) if gitignore else None
@@ -238,13 +274,15 @@ def expand(
                 use = None
         _walk(root, base, rest, found, dirs, skipped, use, links=outputs)
     ignore_files = sorted(set(ignores.files) | ignores.probed) if ignores else []
-    return Walk(sorted(found), sorted(dirs), ignore_files, absent)
+    files = sorted(p for p, regular in found.items() if regular)
+    special = sorted(p for p, regular in found.items() if not regular)
+    return Walk(files, sorted(dirs), ignore_files, absent, special)
 
 
 def _literal(
     root: str,
     rel: str,
-    found: dict[str, None],
+    found: dict[str, bool],
     dirs: dict[str, None],
     skipped: set[str],
     outputs: bool = False,
@@ -261,8 +299,21 @@ def _literal(
     if stat_mod.S_ISDIR(st.st_mode):
         _walk(root, rel, ["**", "*"], found, dirs, skipped, None, links=outputs, empty=outputs)
     else:
-        found[rel] = None
+        found[rel] = stat_mod.S_ISREG(st.st_mode) or (outputs and stat_mod.S_ISLNK(st.st_mode))
     return True
+
+
+def _is_regular(e: os.DirEntry[str], links: bool = False) -> bool:
+    """Is this entry (not a directory) a file to read: a regular file, a link to one,
+    or a link to nothing (which the caller sees vanish when it stats it)? With `links`
+    (output patterns), any link: it is kept as a link. A FIFO, a socket or a device is
+    not. The entry's type comes with the listing: no system call for a regular file."""
+    try:
+        if e.is_file():
+            return True
+        return e.is_symlink() and (links or not os.path.exists(e.path))
+    except OSError:
+        return True  # gone meanwhile: as for a vanished file
 
 
 def _enter_parents(root: str, base: str, ignores: Ignores) -> None:
@@ -283,7 +334,7 @@ def _walk(
     root: str,
     base: str,
     segs: list[str],
-    found: dict[str, None],
+    found: dict[str, bool],
     dirs: dict[str, None],
     skipped: set[str],
     ignores: Ignores | None,
@@ -312,7 +363,7 @@ def _walk(
             continue
         dirs[rel] = None
         if empty and not entries:
-            found[rel] = None
+            found[rel] = True  # an empty directory, matched itself
             continue
         if ignores is not None:
             ignores.enter(rel, [e.name for e in entries])
@@ -339,13 +390,13 @@ def _walk(
                     stack.append((child, i))
                 if i == last:
                     if not is_dir:
-                        found[child] = None
+                        found[child] = _is_regular(e, links)
                     continue
                 nxt = segs[i + 1]
                 if segment_matcher(nxt)(name):
                     if i + 1 == last:
                         if not is_dir:
-                            found[child] = None
+                            found[child] = _is_regular(e, links)
                     elif is_dir:
                         stack.append((child, i + 2))
                 continue
@@ -353,6 +404,6 @@ def _walk(
                 continue
             if i == last:
                 if not is_dir:
-                    found[child] = None
+                    found[child] = _is_regular(e, links)
             elif is_dir:
                 stack.append((child, i + 1))

@@ -38,6 +38,8 @@ RESTORE = "restore"  # up to date, outputs restored from the cache
 # whether it would run.
 WILL_RUN = "will run"
 
+_LEFT_OUT = "left out of its fingerprint"
+
 
 class Decision:
     """What to do with a task, with the reasons `-n` and `-v` print."""
@@ -253,6 +255,7 @@ class Planner:
         walk = rec.get("walk") if rec else None
         if walk is not None and walk["patterns"] == task.inputs and self._walk_still_valid(walk):
             self._walks[name] = walk
+            self._report_special(walk.get("special", ()), f"task {name}: input", _LEFT_OUT)
             return walk["files"]
         started = time.time_ns()
         w = globs.expand(self.root, task.inputs, skip=self.skip_dirs)
@@ -265,8 +268,17 @@ class Planner:
                 (f, _file_stat(self.root, f)) for f in {".git/info/exclude", *w.ignore_files}
             ],
             "absent": w.absent,
+            "special": w.special,
         }
+        self._report_special(w.special, f"task {name}: input", _LEFT_OUT)
         return w.files
+
+    def _report_special(self, paths: Any, what: str, consequence: str) -> None:
+        """Warn about the FIFOs, sockets and devices some patterns matched (never
+        opened: a FIFO's reader waits for a writer, a device may never end)."""
+        for p in paths:
+            kind = globs.describe_special(self.root, p)
+            self.warn(f"{what} {p} is {kind}, not a regular file: {consequence}")
 
     def _walk_still_valid(self, walk: dict[str, Any]) -> bool:
         """Did none of the directories the last walk read change (nor an ignore file)?"""
@@ -299,7 +311,11 @@ class Planner:
                     rec = self.store.records([":global"]).get(":global") or {}
                 else:
                     rec = self._record(":global") or {}
-                files = globs.expand(self.root, patterns, skip=self.skip_dirs).files
+                walk = globs.expand(self.root, patterns, skip=self.skip_dirs)
+                files = walk.files
+                self._report_special(
+                    walk.special, "global_inputs:", "left out of every task's fingerprint"
+                )
                 previous = fp.FileSet.from_record(rec.get("inputs"))
                 found, _read = fp.scan(self.root, files, previous)
                 self._global = found.digest
@@ -457,9 +473,12 @@ class Planner:
 
     def _output_files(self, patterns: Sequence[str]) -> list[str]:
         """What these output patterns match now (symlinks and empty directories too)."""
-        return globs.expand(
-            self.root, patterns, skip=self.skip_dirs, gitignore=False, outputs=True
-        ).files
+        return self._output_walk(patterns).files
+
+    def _output_walk(self, patterns: Sequence[str]) -> globs.Walk:
+        """The walk of these output patterns: `.files` as _output_files, `.special` the
+        FIFOs, sockets and devices they match (never opened)."""
+        return globs.expand(self.root, patterns, skip=self.skip_dirs, gitignore=False, outputs=True)
 
     def _outputs_as_left(self, task: Task, rec: dict[str, Any]) -> bool:
         """Are the outputs of the task's last run exactly as it left or checked them
@@ -586,12 +605,14 @@ class Planner:
         task = self.graph.tasks[name]
         if self.dry_run or not task.outputs:
             return
-        found = self._output_files(task.outputs)
+        w = self._output_walk(task.outputs)
+        found = w.files
         if self.store is not None and task.cache:
             from .restore import remove
 
             kept = [p for p in found if self._is_input(task, p)]
-            remove(self.root, [p for p in found if not self._is_input(task, p)])
+            # A FIFO it makes again is unlinked, never opened.
+            remove(self.root, [p for p in found + w.special if not self._is_input(task, p)])
             found = kept
         self._before[name] = {p: _lstat_key(self.root, p) for p in found}
 
@@ -632,7 +653,13 @@ class Planner:
         if moved:
             return f"input {moved} changed while the task ran: its result is not cached"
         self._before.pop(name, None)
-        files = self._output_files(task.outputs) if task.outputs else []
+        files: list[str] = []
+        if task.outputs:
+            w = self._output_walk(task.outputs)
+            files = w.files
+            self._report_special(
+                w.special, f"task {name}: output", "not stored in the cache (nor restored)"
+            )
         # Each output is hashed while it is copied into the store: read once.
         outputs: list[ent.Output] = []
         hashed: list[tuple[str, os.stat_result, bytes, int]] = []
@@ -661,20 +688,24 @@ class Planner:
         return None
 
     def _inputs_moved(self, name: str) -> str | None:
-        """An input whose stat data differs from when the fingerprint was taken, or
-        that appeared or vanished meanwhile (files the task writes itself excepted)."""
+        """An input that changed since the fingerprint was taken, or that appeared or
+        vanished meanwhile (files the task writes itself excepted). Stat data tell,
+        except for a file modified within the clock's granularity of when it was
+        hashed: an edit in that same tick leaves them as they were, so its content is
+        compared (the racy-git rule, as a no-op run applies it)."""
         task = self.graph.tasks[name]
         before = self._inputs.get(name, fp.EMPTY)
         walk = self._walks.get(name)
         # The same files as before the run (no directory listing changed) with the same
-        # stat data: nothing moved. The common case, checked cheaply.
+        # stat data: nothing moved, but for what only content can tell. The common
+        # case, checked cheaply.
         if (
             before.observed is not None
             and walk is not None
             and self._walk_still_valid(walk)
             and fp.stat_pack(self.root, before.paths)[0] == before.observed
         ):
-            return None
+            return self._racy_input_changed(task, before)
         now = globs.expand(self.root, task.inputs, skip=self.skip_dirs).files if task.inputs else []
         old = fp.ints(before.stats)
         for p in sorted(set(now) | set(before.paths)):
@@ -692,11 +723,38 @@ class Planner:
             was = tuple(old[4 * i : 4 * i + 4])
             if was[1:] != fp.stat_key(st)[1:] or (was[0] != -1 and was[0] != st.st_ino):
                 return p
+            if was[0] == -1 and self._content_changed(before, i, p):
+                return p  # racy when hashed: its stat data cannot tell
         return None
+
+    def _racy_input_changed(self, task: Task, before: fp.FileSet) -> str | None:
+        """The first input that was racy when hashed (kept with no inode: see
+        fingerprint._stat_entry) and whose content is no longer what was hashed."""
+        stats = fp.ints(before.stats)
+        for i, p in enumerate(before.paths):
+            if stats[4 * i] != -1 or (task.outputs and globs.matches(task.outputs, p)):
+                continue
+            if self._content_changed(before, i, p):
+                return p
+        return None
+
+    def _content_changed(self, before: fp.FileSet, i: int, path: str) -> bool:
+        """Does the input's content differ from its digest in `before` (entry i)?"""
+        try:
+            now = fp.hash_file(os.path.join(self.root, path))
+        except OSError:
+            return True  # gone, or no longer a regular file
+        return now != before.digests[32 * i : 32 * i + 32]
 
     def _save(self, name: str, record: dict[str, Any]) -> None:
         if self.store is not None and not self.dry_run:
             self.store.save_record(name, record)
+
+    def interrupt(self) -> None:
+        """The run is stopping: stop waiting on remote caches (safe in a signal
+        handler: it sets a flag)."""
+        if self.remote is not None:
+            self.remote.interrupt.set()
 
     def lock(self, name: str, wait: bool) -> bool:
         # A task a snapshot found up to date is not locked: nothing is written for it,

@@ -16,14 +16,15 @@ import threading
 import time
 
 from .errors import Cancelled, TaskError
-from .ptree import alive as _alive
-from .ptree import tree_of
+from .ptree import kill_trees
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
+
+    from .lifeline import Lifeline
 
 _local = threading.local()
 
@@ -85,10 +86,12 @@ class TaskContext:
         command_done: Callable[[str, int, float], None] | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
+        lifeline: Lifeline | None = None,
     ) -> None:
         self.name = name
         self.cwd = cwd or root  # the task's working directory (absolute)
         self.env = env or {}  # what its .env files add to the process environment
+        self.lifeline = lifeline  # records each command, so none outlives runner
         self.grace = grace  # seconds between SIGTERM and SIGKILL
         self.scope = scope
         self.root = root
@@ -228,6 +231,9 @@ def sh(
         cwd = ctx.cwd if cwd is None else os.path.join(ctx.cwd, cwd)
     if ctx is not None:
         ctx.command(shown)
+    lifeline = ctx.lifeline if ctx is not None else None
+    if lifeline is not None:
+        lifeline.arm()
     began = time.monotonic()
     try:
         proc = _start(
@@ -244,6 +250,8 @@ def sh(
         else:
             problem = e.strerror or str(e)
         raise TaskError(f"cannot run {shown}: {problem}", exit_code=127, cmd=shown) from None
+    if lifeline is not None:
+        lifeline.started(proc.pid)
     if scope is not None and not scope.add(proc):
         kill_trees([proc.pid], 0)  # cancelled while it started
         proc.wait()
@@ -493,47 +501,6 @@ def _signame(num: int) -> str:
         return signal.Signals(num).name
     except ValueError:
         return str(num)
-
-
-# ---------------------------------------------------------------- stopping process trees
-
-
-def kill_trees(roots: Sequence[int], grace: float, sig: int = signal.SIGTERM) -> None:
-    """Stop these processes and everything they started: `sig` to each group and each
-    descendant, up to `grace` seconds for them to exit, then SIGKILL for the rest. The
-    set of victims only grows: a process seen once is signalled until it is gone, even
-    after its parent died and it was re-parented away from the tree."""
-    if not roots:
-        return
-    victims = tree_of(roots)
-    if grace > 0:
-        _signal_all(roots, victims, sig)
-        end = time.monotonic() + grace
-        while time.monotonic() < end:
-            victims |= tree_of(roots)
-            if not _alive(victims):
-                return
-            time.sleep(0.02)
-    while True:
-        victims |= tree_of(roots)
-        live = _alive(victims)
-        if not live:
-            return
-        _signal_all(roots, live, signal.SIGKILL)
-        time.sleep(0.01)
-
-
-def _signal_all(groups: Sequence[int], pids: set[int], sig: int) -> None:
-    for g in groups:
-        try:
-            os.killpg(g, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 # ---------------------------------------------------------------- PID 1

@@ -21,22 +21,31 @@ proxy, or any artifact server speak) and `file://DIR` (a shared directory). Plug
 others with the `runner_cache_backends` hook. A backend that fails is reported once and
 left alone for the rest of the run: a remote cache that is down makes the build do the
 work locally, never fail.
+
+Every request, to any backend, has a total deadline (`remote_cache_timeout`) and is
+waited for through runner.deadline: a server that accepts and then trickles a byte at a
+time costs that long once, and a Ctrl-C is handled at once, whatever the remote does.
 """
 
 from __future__ import annotations
 
 import os
 
+from . import deadline
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, TypeVar
 
     from .entries import Output
     from .loader import Project
 
+    T = TypeVar("T")
+
 PREFIX = "runner/v2"
-TIMEOUT = 10.0
+TIMEOUT = 10.0  # seconds for one socket operation (connect, one read), within the deadline
+REQUEST_DEADLINE = 60.0  # seconds for a whole request, by default (Bazel's --remote_timeout)
 
 
 class HttpCache:
@@ -48,10 +57,9 @@ class HttpCache:
 
     def get(self, name: str) -> bytes | None:
         import urllib.error
-        import urllib.request
 
         try:
-            with urllib.request.urlopen(f"{self.url}/{name}", timeout=TIMEOUT) as r:
+            with _open(f"{self.url}/{name}") as r:
                 data: bytes = r.read()
                 return data
         except urllib.error.HTTPError as e:
@@ -68,8 +76,51 @@ class HttpCache:
             method="PUT",
             headers={"Content-Type": "application/octet-stream"},
         )
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+        with _open(req) as r:
             r.read()
+
+
+def _open(req: Any) -> Any:
+    """urlopen, within the deadline of the request under way (runner.deadline): each
+    socket operation gets at most what is left, and the socket is shut down when the
+    caller stops waiting, so that a read blocked on it returns."""
+    import urllib.request
+
+    d = deadline.current()
+    if d is None:
+        return urllib.request.urlopen(req, timeout=TIMEOUT)
+    opener = urllib.request.build_opener(*_abortable_handlers(d))
+    return opener.open(req, timeout=min(TIMEOUT, d.left()))
+
+
+def _abortable_handlers(d: deadline.Deadline) -> list[Any]:
+    """urllib's HTTP and HTTPS handlers, with connections that register their socket
+    with `d` (urllib itself never shows the socket it reads from)."""
+    import urllib.request
+
+    class Abortable:
+        def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:
+            class Connection(http_class):
+                def connect(self) -> None:
+                    super().connect()
+                    sock = self.sock  # the TLS socket, for https
+                    d.on_abort(lambda: _shut_down(sock))
+
+            return super().do_open(Connection, req, **kw)  # type: ignore[misc]
+
+    class Http(Abortable, urllib.request.HTTPHandler):
+        pass
+
+    class Https(Abortable, urllib.request.HTTPSHandler):
+        pass
+
+    return [Http(), Https()]
+
+
+def _shut_down(sock: Any) -> None:
+    import socket
+
+    sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked on it in another thread
 
 
 class DirCache:
@@ -80,11 +131,14 @@ class DirCache:
         self.name = f"file://{path}"
 
     def get(self, name: str) -> bytes | None:
+        from .fingerprint import open_regular
+
         try:
-            with open(os.path.join(self.path, name), "rb") as f:
-                return f.read()
+            fd, _size = open_regular(os.path.join(self.path, name))  # never a FIFO's open
         except FileNotFoundError:
             return None
+        with open(fd, "rb") as f:
+            return f.read()
 
     def put(self, name: str, data: bytes) -> None:
         target = os.path.join(self.path, name)
@@ -120,14 +174,23 @@ def backends(project: Project, url: str | None) -> list[Any]:
 
 
 class Remote:
-    """The backends of one run, each dropped at its first failure (with one warning)."""
+    """The backends of one run, each dropped at its first failure (with one warning).
+    Each request has `timeout` seconds in all; once `interrupt` is set (the run is
+    stopping), no request is waited for any more."""
 
-    def __init__(self, backends: list[Any], warn: Any) -> None:
+    def __init__(self, backends: list[Any], warn: Any, timeout: float = REQUEST_DEADLINE) -> None:
         self.backends = list(backends)
         self.warn = warn
+        self.timeout = timeout
+        self.interrupt = deadline.Interrupt()
 
     def __bool__(self) -> bool:
         return bool(self.backends)
+
+    def _ask(self, method: Callable[..., T], *args: Any) -> T:
+        """method(*args) (a backend's get or put), within the deadline;
+        deadline.Interrupted once the run is stopping."""
+        return deadline.call(lambda: method(*args), self.timeout, self.interrupt)
 
     def _drop(self, backend: Any, e: Exception) -> None:
         name = getattr(backend, "name", type(backend).__name__)
@@ -146,9 +209,12 @@ class Remote:
 
         from .entries import from_json
 
+        name = f"{PREFIX}/entries/{key.hex()}"
         for backend in list(self.backends):
             try:
-                data = backend.get(f"{PREFIX}/entries/{key.hex()}")
+                data = self._ask(backend.get, name)
+            except deadline.Interrupted:
+                return None
             except Exception as e:  # any failure of a remote: degrade to local work
                 self._drop(backend, e)
                 continue
@@ -167,7 +233,9 @@ class Remote:
         from .fingerprint import digest
 
         try:
-            data = backend.get(f"{PREFIX}/blobs/{d.hex()}")
+            data = self._ask(backend.get, f"{PREFIX}/blobs/{d.hex()}")
+        except deadline.Interrupted:
+            return None
         except Exception as e:
             self._drop(backend, e)
             return None
@@ -195,7 +263,10 @@ class Remote:
                     if o.kind != FILE:
                         continue
                     with open(blob_path(o.digest), "rb") as f:
-                        backend.put(f"{PREFIX}/blobs/{o.digest.hex()}", f.read())
-                backend.put(f"{PREFIX}/entries/{key.hex()}", manifest)
+                        data = f.read()
+                    self._ask(backend.put, f"{PREFIX}/blobs/{o.digest.hex()}", data)
+                self._ask(backend.put, f"{PREFIX}/entries/{key.hex()}", manifest)
+            except deadline.Interrupted:
+                return
             except Exception as e:
                 self._drop(backend, e)

@@ -42,7 +42,8 @@ def make_planner(
         from .remote import Remote, backends
 
         found = backends(project, remote_cache)
-        remote = Remote(found, warn) if found else None
+        timeout = project.config.remote_cache_timeout
+        remote = Remote(found, warn, timeout) if found else None
     return Planner(graph, project, store, force=force, dry_run=readonly, remote=remote, warn=warn)
 
 
