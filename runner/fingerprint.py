@@ -406,6 +406,8 @@ def describe_changes(
     """Why `new` differs from the fingerprint of the task's last recorded run."""
     if old is None:
         return ["never ran"]
+    if old.get("pruned"):
+        return ["its cache entry was pruned (runner cache prune)"]
     out: list[str] = []
     if old.get("version") != new.version:
         out.append("runner's cache format or the Python version changed")

@@ -807,6 +807,67 @@ def test_cache_prune_removes_the_least_recently_used_entries_first(project):
     assert project.read("out/older.txt") == expected_output(project, "older", 1000)
 
 
+def test_cache_prune_to_a_size_keeps_whole_entries_that_still_restore(project):
+    kib = 1 << 10
+    cached_tasks(project, ["a", "b", "c"], size=600 * kib)
+    for name in ("a", "b", "c"):  # used in this order: `a` is the least recent
+        assert project.run(name).code == 0
+    r = project.run("cache", "prune", "--max-size", "1M")
+    assert r.code == 0, r
+    assert "pruned 2 cache entries" in r.out
+    info = cache_info(project)
+    assert info["entries"] == 1 and info["blobs"] == 1, info
+    assert 600 * kib <= info["blob_bytes"] <= 1 << 20, info
+    shutil.rmtree(project.root / "out")
+    plan = project.run("-n", "a", "b", "c")
+    assert "incomplete" not in plan.out, plan.out
+    assert re.search(r"run +a +its cache entry was pruned", plan.out), plan.out
+    assert re.search(r"run +b +its cache entry was pruned", plan.out), plan.out
+    assert re.search(r"restore +c ", plan.out), plan.out
+    r = project.run("a", "b", "c")
+    assert r.code == 0, r
+    assert ran(project) == ["a", "b", "c", "a", "b"]
+    assert project.read("out/c.txt") == expected_output(project, "c", 600 * kib)
+
+
+def test_a_task_whose_entry_was_pruned_runs_again_even_with_its_outputs_in_place(project):
+    cached_tasks(project, ["a"], size=2 << 20)
+    assert project.run("a").code == 0
+    assert "pruned 1 cache entry" in project.run("cache", "prune", "--max-size", "1M").out
+    r = project.run("-v", "a")
+    assert r.code == 0, r
+    assert "its cache entry was pruned" in r.out
+    assert ran(project) == ["a", "a"]
+    assert cache_info(project)["entries"] == 1  # stored anew
+    assert "1 cached" in project.run("a").out
+
+
+def test_cache_prune_drops_an_entry_whose_blob_is_gone(project):
+    cached_tasks(project, ["a", "b"], size=1000)
+    assert project.run("a", "b").code == 0
+    [blob] = [p for p in blobs(project.root / ".runner")
+              if p.read_bytes() == expected_output(project, "a", 1000).encode()]
+    blob.unlink()
+    r = project.run("cache", "prune", "--max-size", "1G")
+    assert r.code == 0, r
+    assert "pruned 1 cache entry" in r.out
+    assert sql(state_db(project), "SELECT task FROM entries") == [("b",)]
+
+
+def test_cache_clean_keeps_the_run_history(project):
+    cached_tasks(project, ["a"])
+    assert project.run("a").code == 0
+    before = project.run("history").out
+    r = project.run("cache", "clean")
+    assert r.code == 0, r
+    assert "history is kept" in r.out
+    assert project.run("history").out == before
+    assert "a" in before and "no runs" not in before
+    assert (cache_info(project)["entries"], cache_info(project)["blobs"]) == (0, 0)
+    assert project.run("a").code == 0
+    assert ran(project) == ["a", "a"]
+
+
 @pytest.mark.parametrize("option, value", [
     ("--max-size", "1Q"), ("--max-size", "lots"), ("--max-size", "-5M"),
     ("--older-than", "30x"), ("--older-than", "soon"), ("--older-than", "-1d"),
