@@ -399,6 +399,46 @@ def test_init_writes_a_tasksfile_that_lists_and_runs(project):
     assert ran.code == 0, ran
 
 
+def test_init_in_an_empty_directory_writes_tasks_that_pass_there(project):
+    assert project.run("init").code == 0
+    for args in ([], ["check"], ["hello"]):
+        r = project.run(*args)
+        assert r.code == 0, (args, r)
+    assert "hello, world" in project.run("hello").out
+
+
+def test_init_in_a_project_uses_its_sources_tests_and_tools(project):
+    project.write("pyproject.toml", """
+        [project]
+        name = "pkg"
+        version = "0"
+
+        [tool.ruff]
+        line-length = 100
+
+        [tool.mypy]
+        strict = true
+
+        [tool.pytest.ini_options]
+        pythonpath = ["src"]
+    """)
+    project.write("src/pkg/__init__.py", "def add(a: int, b: int) -> int:\n    return a + b\n")
+    project.write("tests/test_add.py",
+                  "from pkg import add\n\n\ndef test_add() -> None:\n    assert add(1, 2) == 3\n")
+    r = project.run("init")
+    assert r.code == 0, r
+    listed = project.run("--list", "--json")
+    tasks = {t["name"]: t for t in json.loads(listed.out)["tasks"]}
+    assert set(tasks) == {"test", "lint", "typecheck", "check"}
+    assert json.loads(listed.out)["default"] == "check"
+    assert set(tasks["check"]["deps"]) == {"test", "lint", "typecheck"}
+    assert "src/**/*.py" in tasks["test"]["inputs"] and "tests/**/*.py" in tasks["test"]["inputs"]
+    run = project.run("check", timeout=180)
+    assert run.code == 0, run
+    assert "1 passed" in run.out
+    assert "3 cached" in project.run("check", timeout=60).out
+
+
 def test_init_creates_a_gitignore_with_the_state_dir(project):
     r = project.run("init")
     assert r.code == 0, r
