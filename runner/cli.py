@@ -404,8 +404,7 @@ def _command(
             nxt = _take_global(opts, words, i)
             if nxt is None:
                 raise UsageError(
-                    f"unknown option {word} for `runner {name}`"
-                    f"{_global_hint(_split(word)[0])}"
+                    f"unknown option {word} for `runner {name}`{_global_hint(_split(word)[0])}"
                 )
             i = nxt
             continue
@@ -640,12 +639,14 @@ def _run(
 ) -> int:
     invocations = _parse_invocations(opts, words, graph)
     if opts.help:
-        from .describe import task_help
+        from .describe import input_counts, task_help
 
         if not invocations:
             out.write(HELP)
+        skip = [os.path.relpath(project.cache_dir, project.root)]
         for name, _ in invocations:
-            out.write(task_help(graph.tasks[name], graph))
+            t = graph.tasks[name]
+            out.write(task_help(t, graph, input_counts(project.root, t, skip)))
         return EXIT_OK
     if not invocations:
         if graph.default is None:
@@ -669,7 +670,9 @@ def _run(
         if opts.dry_run:
             from .run import dry_run
 
-            return dry_run(order, graph, args, planner, out, skipped, opts.since)
+            return dry_run(
+                order, graph, args, planner, out, skipped, opts.since, verbose=bool(opts.verbose)
+            )
         return _execute(opts, project, graph, order, args, planner, out, err)
     finally:
         if planner.store is not None:

@@ -184,15 +184,22 @@ class Walk:
     """The files some patterns match, with what decides that result: every directory
     read to find them (a listing changes when an entry comes or goes) and the files
     named exactly that did not exist. If none of those changed, neither did the match
-    (a named file that vanishes is seen when it is statted)."""
+    (a named file that vanishes is seen when it is statted). `unmatched`: the patterns
+    (not `!` ones) that matched no file, often a typo (`scr/*.py`)."""
 
     def __init__(
-        self, files: list[str], dirs: list[str], ignore_files: list[str], absent: list[str]
+        self,
+        files: list[str],
+        dirs: list[str],
+        ignore_files: list[str],
+        absent: list[str],
+        unmatched: list[str] | None = None,
     ) -> None:
         self.files = files
         self.dirs = dirs
         self.ignore_files = ignore_files
         self.absent = absent
+        self.unmatched = unmatched or []
 
 
 def expand(
@@ -204,6 +211,7 @@ def expand(
     found: dict[str, None] = {}
     dirs: dict[str, None] = {}
     absent: list[str] = []
+    unmatched: list[str] = []
     ignores = Ignores(root) if gitignore else None
     for pattern in patterns:
         negated, fixed, rest = split_pattern(pattern)
@@ -211,10 +219,13 @@ def expand(
             for p in [p for p in found if match(pattern, p)]:
                 del found[p]
             continue
+        before = len(found)
         base = "/".join(fixed)
         if not rest:
             if not _literal(root, base, found, dirs, skipped):
                 absent.append(base)
+            if len(found) == before and not any(match(pattern, p) for p in found):
+                unmatched.append(pattern)
             continue
         # Rules apply below the fixed part of the pattern only if that part is not
         # itself ignored: `dist/*.whl` means the wheels in dist/, ignored or not.
@@ -224,8 +235,11 @@ def expand(
             if ignores.ignored(base, True):
                 use = None
         _walk(root, base, rest, found, dirs, skipped, use)
+        # Nothing new: unmatched, unless it matched only files found already.
+        if len(found) == before and not any(match(pattern, p) for p in found):
+            unmatched.append(pattern)
     ignore_files = sorted(set(ignores.files) | ignores.probed) if ignores else []
-    return Walk(sorted(found), sorted(dirs), ignore_files, absent)
+    return Walk(sorted(found), sorted(dirs), ignore_files, absent, unmatched)
 
 
 def _literal(
