@@ -224,7 +224,7 @@ def expand(
         if not rest:
             if not _literal(root, base, found, dirs, skipped):
                 absent.append(base)
-            if len(found) == before and not any(match(pattern, p) for p in found):
+            if len(found) == before and not _matches_any(pattern, base, found):
                 unmatched.append(pattern)
             continue
         # Rules apply below the fixed part of the pattern only if that part is not
@@ -236,10 +236,17 @@ def expand(
                 use = None
         _walk(root, base, rest, found, dirs, skipped, use)
         # Nothing new: unmatched, unless it matched only files found already.
-        if len(found) == before and not any(match(pattern, p) for p in found):
+        if len(found) == before and not _matches_any(pattern, base, found):
             unmatched.append(pattern)
     ignore_files = sorted(set(ignores.files) | ignores.probed) if ignores else []
     return Walk(sorted(found), sorted(dirs), ignore_files, absent, unmatched)
+
+
+def _matches_any(pattern: str, base: str, found: dict[str, None]) -> bool:
+    """Does the pattern match a file found already (by an earlier pattern)? Only the
+    files under its fixed part can."""
+    under = base + "/" if base else ""
+    return any((p.startswith(under) or p == base) and match(pattern, p) for p in found)
 
 
 def _literal(
