@@ -35,7 +35,7 @@ def hello(name: str = "world"):
 
 @task
 def check():
-    """Everything that must pass before a merge (add your tests and linters to deps=)."""
+    """Everything that must pass before a merge (add tests and linters to its deps)."""
 '''
 
 TEST_DIRS = ("tests", "test")
@@ -82,7 +82,7 @@ def render(survey: Survey) -> str:
     """The starter tasksfile's text."""
     if not survey.tools:
         return HEADER + _missing_note(survey) + EMPTY
-    lines = [HEADER, "import sys\n", "from runner import sh, task\n"]
+    lines = [HEADER + _missing_note(survey), "import sys\n", "from runner import sh, task\n"]
     lines.append("PY = sys.executable  # the Python runner runs with, and its tools")
     lines.append(f"CODE = {_strings(survey.code())}")
     tests = [f"{d}/**/*.py" for d in survey.tests]
@@ -102,7 +102,7 @@ def render(survey: Survey) -> str:
         where = "".join(f", {_string(t)}" for t in targets)  # none: its config names them
         lines.append(_TYPECHECK.replace(", WHERE", where))
     lines.append(_CHECK.replace("DEPS", ", ".join(deps)))
-    return "\n".join(lines).rstrip() + "\n" + _missing_note(survey, end=True)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 _TEST = '''
@@ -144,16 +144,16 @@ def _strings(items: list[str]) -> str:
     return "[" + ", ".join(_string(t) for t in items) + "]"
 
 
-def _missing_note(survey: Survey, end: bool = False) -> str:
+def _missing_note(survey: Survey) -> str:
+    """A comment naming the tools the project sets up that this Python cannot run."""
     if not survey.missing:
         return ""
     names = ", ".join(survey.missing)
     note = (
-        f"# Set up here but not installed for this Python: {names}. Install "
-        f"{'it' if len(survey.missing) == 1 else 'them'} and run `runner init` again in a "
-        "new directory to see its task, or write it by hand.\n"
+        f"# Set up in this project but not installed for this Python, so left out: {names}.\n"
+        "# Install, delete this file and run `runner init` again for a task each.\n"
     )
-    return ("\n" + note) if end else note
+    return "\n" + note
 
 
 def _pyproject(directory: str) -> dict[str, Any]:
