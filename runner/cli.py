@@ -155,9 +155,9 @@ def _set_global(opts: Options, flag: str, value: str | None) -> None:
         try:
             jobs = int(value or "")
         except ValueError:
-            raise UsageError(f"{flag} expects a whole number, got {value!r}") from None
-        if jobs < 1:
-            raise UsageError(f"{flag} must be at least 1, got {jobs}")
+            jobs = 0
+        if jobs < 1:  # the same rule, and words, as `jobs` in the config and RUNNER_JOBS
+            raise UsageError(f"{flag} expects a whole number >= 1, got {value!r}")
         opts.jobs = jobs
     elif attr == "log_format":
         if value not in ("text", "json"):
@@ -230,7 +230,7 @@ def parse_globals(argv: list[str]) -> tuple[Options, list[str]]:
             break
         nxt = _take_global(opts, argv, i)
         if nxt is None:
-            raise UsageError(f"unknown option {word}{did_you_mean(_split(word)[0], _GLOBAL)}")
+            raise UsageError(f"unknown option {word}{_global_hint(_split(word)[0])}")
         i = nxt
     return opts, argv[i:]
 
@@ -282,6 +282,10 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
     if opts.help and not words:
         out.write(HELP)
         return EXIT_OK
+    topic = _builtin_topic(words)
+    wants_help = topic is not None and _asks_for_help(opts, words)
+    if wants_help and words[0] in SUBCOMMANDS:  # always built in: no tasksfile needed
+        return _command_help(topic, out)
     start = opts.directory or os.getcwd()
     if opts.directory is not None and not os.path.isdir(opts.directory):
         raise UsageError(f"-C {opts.directory}: no such directory")
@@ -295,10 +299,17 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
         except NoTasksfileError:
             project = None
         if project is None or "init" not in Graph(load_tasks(project.tasksfile, project.root)):
+            if wants_help:
+                return _command_help("init", out)
             from .scaffold import init_project
 
             return init_project(os.path.abspath(start), out, words[1:])
-    project = find_project(start, opts.file)
+    try:
+        project = find_project(start, opts.file)
+    except NoTasksfileError:
+        if wants_help:
+            return _command_help(topic, out)
+        raise
     read_only = bool(
         opts.list
         or opts.dry_run
@@ -325,8 +336,37 @@ def _dispatch(opts: Options, words: list[str], out: TextIO, err: TextIO) -> int:
         choices = " | ".join(SUBCOMMANDS[words[0]])
         raise UsageError(f"usage: runner {words[0]} {choices}")
     if words and words[0] in COMMANDS and words[0] not in graph:
+        if wants_help:
+            return _command_help(words[0], out)
         return _command(words[0], opts, words[1:], project, graph, out, err)
     return _run(opts, words, project, graph, out, err)
+
+
+def _builtin_topic(words: list[str]) -> str | None:
+    """The built-in command the words start with (`cache prune`, `graph`, ...), if any."""
+    if not words:
+        return None
+    if words[0] in SUBCOMMANDS:
+        if len(words) > 1 and words[1] in SUBCOMMANDS[words[0]]:
+            return f"{words[0]} {words[1]}"
+        return words[0]
+    if words[0] in COMMANDS or words[0] == "init":
+        return words[0]
+    return None
+
+
+def _asks_for_help(opts: Options, words: list[str]) -> bool:
+    """Is -h/--help given, before the command or among its words (up to a `--`)?"""
+    mine = words[1 : words.index("--")] if "--" in words else words[1:]
+    return opts.help or any(w in ("-h", "--help") for w in mine)
+
+
+def _command_help(topic: str | None, out: TextIO) -> int:
+    """A built-in command's --help: its usage, and nothing done."""
+    from .command_help import COMMAND_HELP
+
+    out.write(COMMAND_HELP[topic or ""])
+    return EXIT_OK
 
 
 def _command(
@@ -375,8 +415,7 @@ def _command(
             nxt = _take_global(opts, words, i)
             if nxt is None:
                 raise UsageError(
-                    f"unknown option {word} for `runner {name}`"
-                    f"{did_you_mean(_split(word)[0], _GLOBAL)}"
+                    f"unknown option {word} for `runner {name}`{_global_hint(_split(word)[0])}"
                 )
             i = nxt
             continue
@@ -530,13 +569,9 @@ def _parse_invocations(
                     f"({pattern!r}); name the task"
                 )
             if nxt is None:
-                known = list(_GLOBAL)
-                where = ""
-                if current is not None:
-                    known += [p.option for p in current.params]
-                    where = f" for task '{current.name}'"
+                where = f" for task '{current.name}'" if current is not None else ""
                 raise UsageError(
-                    f"unknown option {flag}{where}{did_you_mean(flag, known)}",
+                    f"unknown option {flag}{where}{_option_hint(flag, current, graph)}",
                     details=_usage(current) if current else "",
                 )
             i = nxt
@@ -609,6 +644,38 @@ def _take_extra(
     values[t.extra] = tuple(words)
 
 
+def _option_hint(flag: str, task: Any, graph: Graph) -> str:
+    """Did-you-mean for an unknown option, within the scope it was given in: the
+    task's own options first, then runner's (long with long, short with short, and
+    closer, since the user was talking to the task); else the task that has an
+    option of exactly that name."""
+    import difflib
+
+    if task is None:
+        return _global_hint(flag)
+    own = [p.option for p in task.params]
+    own += ["--no-" + p.option[2:] for p in task.params if p.type is bool]
+    close = difflib.get_close_matches(flag, own, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}', an option of task '{task.name}'?)"
+    close = difflib.get_close_matches(flag, _same_form(flag), n=1, cutoff=0.75)
+    if close:
+        return f" (did you mean '{close[0]}', an option of runner itself?)"
+    for name in graph.names():
+        if name != task.name and any(p.option == flag for p in graph.tasks[name].params):
+            return f" ({flag} is an option of task '{name}': give it after that task)"
+    return ""
+
+
+def _global_hint(flag: str) -> str:
+    """Did-you-mean among runner's own options (long with long, short with short)."""
+    return did_you_mean(flag, _same_form(flag))
+
+
+def _same_form(flag: str) -> list[str]:
+    return [o for o in _GLOBAL if o.startswith("--") == flag.startswith("--")]
+
+
 def _usage(t: Any) -> str:
     from .describe import usage
 
@@ -654,12 +721,14 @@ def _run(
         return EXIT_OK
     invocations = _parse_invocations(opts, words, graph)
     if opts.help:
-        from .describe import task_help
+        from .describe import input_counts, task_help
 
         if not invocations:
             out.write(HELP)
+        skip = [os.path.relpath(project.cache_dir, project.root)]
         for name, _ in invocations:
-            out.write(task_help(graph.tasks[name], graph))
+            t = graph.tasks[name]
+            out.write(task_help(t, graph, input_counts(project.root, t, skip)))
         return EXIT_OK
     if not invocations:
         if graph.default is None:
@@ -685,7 +754,9 @@ def _run(
         if opts.dry_run:
             from .run import dry_run
 
-            return dry_run(order, graph, args, planner, out, skipped, opts.since)
+            return dry_run(
+                order, graph, args, planner, out, skipped, opts.since, verbose=bool(opts.verbose)
+            )
         return _execute(opts, project, graph, order, args, planner, out, err)
     finally:
         if planner.store is not None:

@@ -16,11 +16,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-# key -> (kind, default). Kinds: str, int, number, bool, strings (a list of str),
-# str-or-strings, any (a TOML value passed through, checked where it is used).
+# key -> (kind, default). Kinds: str, int (>= 0), count (>= 1), number, bool, strings
+# (a list of str), str-or-strings, any (a TOML value passed through, checked where it
+# is used).
 SCHEMA: dict[str, tuple[str, Any]] = {
     "tasksfile": ("str", "tasksfile.py"),
-    "jobs": ("int", 0),  # 0: the number of CPUs
+    "jobs": ("count", 0),  # unset (0): the number of CPUs
     "cache_dir": ("str", ".runner"),
     "remote_cache": ("str", ""),
     "remote_cache_timeout": ("number", 60.0),  # seconds for one whole remote request
@@ -203,9 +204,9 @@ def _from_env(kind: str, text: str) -> Any:
             "no": False,
             "": False,
         }.get(low, text)
-    if kind in ("int", "number"):
+    if kind in ("int", "count", "number"):
         try:
-            return int(text) if kind == "int" else float(text)
+            return int(text) if kind != "number" else float(text)
         except ValueError:
             return text
     return text
@@ -218,9 +219,10 @@ def _check(key: str, kind: str, value: Any, where: dict[str, Any]) -> Any:
     if kind == "str":
         if not isinstance(value, str):
             raise bad("a string")
-    elif kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise bad("a whole number >= 0")
+    elif kind in ("int", "count"):
+        least = 1 if kind == "count" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise bad(f"a whole number >= {least}")
     elif kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise bad("a number >= 0")

@@ -143,7 +143,32 @@ def _param_help(p: Param) -> str:
     return f"default: {p.default!r}"
 
 
-def task_help(t: Task, graph: Graph) -> str:
+def input_counts(root: str, t: Task, skip: list[str]) -> dict[str, int]:
+    """How many of the files the task's inputs match each pattern matches (an `!`
+    pattern is not counted)."""
+    from . import globs
+
+    files = globs.expand(root, t.inputs, skip=skip).files if t.inputs else []
+    return {
+        p: sum(1 for f in files if globs.match(p, f)) for p in t.inputs if not p.startswith("!")
+    }
+
+
+def _inputs_text(t: Task, counts: dict[str, int] | None) -> str:
+    if counts is None:
+        return ", ".join(t.inputs)
+
+    def one(p: str) -> str:
+        if p not in counts:
+            return p
+        n = counts[p]
+        return f"{p} ({'no file' if not n else f'{n} file' + ('s' if n > 1 else '')})"
+
+    return ", ".join(one(p) for p in t.inputs)
+
+
+def task_help(t: Task, graph: Graph, counts: dict[str, int] | None = None) -> str:
+    """`runner TASK --help`; `counts`: how many files each input pattern matches."""
     from .errors import _short
 
     lines = [usage(t), ""]
@@ -158,7 +183,7 @@ def task_help(t: Task, graph: Graph) -> str:
         lines.append("")
     facts = [
         ("depends on", ", ".join(t.deps)),
-        ("inputs", ", ".join(t.inputs)),
+        ("inputs", _inputs_text(t, counts)),
         ("outputs", ", ".join(t.outputs)),
         ("env", ", ".join(t.env)),
         ("dotenv", ", ".join(t.dotenv)),

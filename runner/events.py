@@ -65,11 +65,29 @@ class TaskCommand(Event):
 
 
 class TaskOutput(Event):
-    __slots__ = ("task", "line", "stream")
+    """A line a task wrote to `stream` (stdout or stderr). `partial`: the start of a
+    line that has not ended yet (a progress bar, pytest's dots), shown after a short
+    wait; what follows on the same stream continues it."""
+
+    __slots__ = ("task", "line", "stream", "partial")
     kind = "task_output"
 
-    def __init__(self, task: str, line: str, stream: str = "stdout") -> None:
+    def __init__(
+        self, task: str, line: str, stream: str = "stdout", partial: bool | None = None
+    ) -> None:
         self.task, self.line, self.stream = task, line, stream
+        self.partial = partial or None  # None, not False: absent from a JSON line
+
+
+class TaskWaiting(Event):
+    """Another runner in the same project is running this task: this one waits for it
+    (then finds its result in the cache)."""
+
+    __slots__ = ("task",)
+    kind = "task_waiting"
+
+    def __init__(self, task: str) -> None:
+        self.task = task
 
 
 class TaskRetrying(Event):
@@ -117,6 +135,17 @@ class TaskFinished(Event):
     @property
     def ok(self) -> bool:
         return self.status in SUCCESS
+
+
+class RunStopping(Event):
+    """The run was told to stop (Ctrl-C, SIGTERM) while tasks ran: their `processes`
+    have `grace` seconds to exit before they are killed; a second Ctrl-C kills now."""
+
+    __slots__ = ("grace", "processes", "tasks")
+    kind = "run_stopping"
+
+    def __init__(self, grace: float, processes: int, tasks: int) -> None:
+        self.grace, self.processes, self.tasks = grace, processes, tasks
 
 
 class CommandFinished(Event):

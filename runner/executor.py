@@ -248,6 +248,8 @@ class Executor:
         self._signals = 0
         self._stop_requested = False  # set by the signal handler itself, before the queue
         self._lifeline: Any = None  # runner.lifeline, from the first task that does work
+        self._culprit: dict[str, str] = {}  # a task not run -> the failed task it waited on
+        self._first_failure: str | None = None
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Outcome:
@@ -258,9 +260,11 @@ class Executor:
         restore = self._install_signal_handlers()
         try:
             while True:
-                while ready and not stopping and len(self._running) < self.jobs:
+                while ready and not self._signals and (stopping or len(self._running) < self.jobs):
                     name = ready.pop()
-                    done = self._start_or_settle(name)
+                    # After a failure nothing starts; a task that is up to date is
+                    # still reported so (make -k's answer without -k, minus the work).
+                    done = self._settle_stopped(name) if stopping else self._start_or_settle(name)
                     if done is not None:
                         stopping |= self._finish(name, done, ready)
                 if (
@@ -302,9 +306,11 @@ class Executor:
                 self._lifeline.close()
         for name in self.order:  # what the run never reached
             if name not in self._results:
-                reason = (
-                    "interrupted" if self._stop_requested else "not run: an earlier task failed"
-                )
+                culprit = self._first_failure
+                if self._stop_requested or self._signals or culprit is None:
+                    reason = "interrupted"
+                else:
+                    reason = _not_run(culprit)
                 self._results[name] = ev.TaskFinished(name, ev.SKIPPED, reason=reason)
         return Outcome(
             self._results,
@@ -318,16 +324,14 @@ class Executor:
         """Start the task in a thread, or return its result when it does not run (or
         None while another runner holds it: a thread waits for that)."""
         deps = self.graph.deps(name)
-        broken = [d for d in deps if self._results[d].status not in ev.SUCCESS]
-        if broken:
-            return ev.TaskFinished(name, ev.SKIPPED, reason=f"dep {broken[0]} did not succeed")
+        skipped = self._skipped_for_a_dep(name)
+        if skipped is not None:
+            return skipped
         if not self.planner.lock(name, wait=False):
             import threading
 
             self._waiting.add(name)
-            self.bus.emit(
-                ev.TaskOutput(name, "waiting: another runner is running this task", "stderr")
-            )
+            self.bus.emit(ev.TaskWaiting(name))
             threading.Thread(
                 target=self._wait_for_lock, args=(name,), daemon=True, name=f"wait:{name}"
             ).start()
@@ -374,6 +378,32 @@ class Executor:
             stop_leftovers(store.dir, self.grace, self.planner.warn)
         self._lifeline = Lifeline(store.dir if store is not None else None, self.grace)
 
+    def _skipped_for_a_dep(self, name: str) -> ev.TaskFinished | None:
+        """The task cannot run: a dep failed (or was not run for that reason)."""
+        for d in self.graph.deps(name):
+            if self._results[d].status not in ev.SUCCESS:
+                culprit = self._culprit.get(d, d)
+                self._culprit[name] = culprit
+                return ev.TaskFinished(name, ev.SKIPPED, reason=_not_run(culprit))
+        return None
+
+    def _settle_stopped(self, name: str) -> ev.TaskFinished:
+        """After a failure stopped the run (without -k): the task does not run, but if
+        it is up to date it is reported as cached, as `-n` would show it."""
+        skipped = self._skipped_for_a_dep(name)
+        if skipped is not None:
+            return skipped
+        culprit = self._first_failure or "an earlier task"
+        self._culprit[name] = culprit
+        not_run = ev.TaskFinished(name, ev.SKIPPED, reason=_not_run(culprit))
+        if not self.planner.lock(name, wait=False):
+            return not_run
+        deps = {d: self._results[d].status for d in self.graph.deps(name)}
+        decision = self.planner.decide(name, self.args[name], deps)
+        if decision.action != SKIP:
+            return not_run
+        return ev.TaskFinished(name, ev.CACHED, reason=decision.reason, saved=decision.saved)
+
     def _wait_for_lock(self, name: str) -> None:
         self.planner.lock(name, wait=True)
         self._q.put(("locked", name))
@@ -386,6 +416,8 @@ class Executor:
         if key is not None and self.graph.tasks[name].cache:
             result.fingerprint = key.hex()
         self._results[name] = result
+        if result.status == ev.FAILED and self._first_failure is None:
+            self._first_failure = name
         self.bus.emit(result)
         ready.done(name)
         return result.status in (ev.FAILED, ev.CANCELLED) and not self.keep_going
@@ -449,6 +481,12 @@ class Executor:
 
     def _on_signal(self) -> None:
         self._signals += 1
+        if self._signals == 1 and self._running:
+            from .ptree import tree_of
+
+            pids = [pid for run in self._running.values() for pid in run.scope.pids()]
+            processes = len(tree_of(pids)) if pids else 0
+            self.bus.emit(ev.RunStopping(self.grace, processes, len(self._running)))
         for name, run in list(self._running.items()):
             if self._signals == 1:
                 self._stop(name, run, "interrupted", ev.CANCELLED)
@@ -505,7 +543,9 @@ class Executor:
             name,
             scope,
             self.root,
-            output=lambda line, stream: bus.emit(ev.TaskOutput(name, line, stream)),
+            output=lambda line, stream, partial: bus.emit(
+                ev.TaskOutput(name, line, stream, partial)
+            ),
             command=lambda cmd: bus.emit(ev.TaskCommand(name, cmd)),
             command_done=lambda cmd, code, secs: bus.emit(
                 ev.CommandFinished(name, cmd, code, secs)
@@ -554,12 +594,17 @@ class Executor:
                 result = ev.TaskFinished(name, ev.FAILED, 0.0, exit_code=1, error=missing)
         finally:
             set_context(None)
+        if result.status == ev.FAILED:
+            self.planner.remember_failure(name)  # what -n compares with next time
         if result.status == ev.CANCELLED or result.exit_code == 124:
             self.planner.discard(name)
         self._q.put(("done", name, result))
 
     def _store(self, name: str, duration: float) -> ev.TaskFinished:
-        """The task succeeded: its outputs go into the cache."""
+        """The task succeeded: its outputs go into the cache (if it made them all)."""
+        missing = self.planner.check_outputs(name)
+        if missing is not None:
+            return ev.TaskFinished(name, ev.FAILED, duration, exit_code=1, error=missing)
         try:
             why_not = self.planner.record(name, duration)
         except StoreError as e:
@@ -604,6 +649,11 @@ def _workdir_problem(root: str, cwd: str | None) -> str | None:
     if real != top and not real.startswith(top + os.sep):
         return f"its working directory {cwd}/ leads outside the project (to {real})"
     return None
+
+
+def _not_run(culprit: str) -> str:
+    """Why a task did not run after a failure: one wording, with or without -k."""
+    return f"not run: {culprit} failed"
 
 
 class _Failure:

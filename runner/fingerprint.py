@@ -471,11 +471,13 @@ def describe_changes(
     old: Mapping[str, Any] | None,
     new: Fingerprint,
     new_dep_status: Mapping[str, str],
-    limit: int = 5,
 ) -> list[str]:
-    """Why `new` differs from the fingerprint of the task's last recorded run."""
+    """Why `new` differs from the fingerprint of the task's last recorded run: every
+    difference (`Decision.reason` shows the first few)."""
     if old is None:
         return ["never ran"]
+    if old.get("pruned"):
+        return ["its cache entry was pruned (runner cache prune)"]
     out: list[str] = []
     if old.get("version") != new.version:
         out.append("runner's cache format or the Python version changed")
@@ -525,6 +527,4 @@ def describe_changes(
                 out.append(f"input {p} changed mode")
     if not out:
         out.append("fingerprint changed")
-    if len(out) > limit:
-        out = out[:limit] + [f"and {len(out) - limit} more changes"]
     return out

@@ -197,7 +197,9 @@ class Walk:
     read to find them (a listing changes when an entry comes or goes) and the files
     named exactly that did not exist. If none of those changed, neither did the match
     (a named file that vanishes is seen when it is statted). `special`: what the
-    patterns matched that is not a regular file (a FIFO, a socket, a device)."""
+    patterns matched that is not a regular file (a FIFO, a socket, a device).
+    `unmatched`: the patterns (not `!` ones) that matched no file, often a typo
+    (`scr/*.py`)."""
 
     def __init__(
         self,
@@ -206,12 +208,14 @@ class Walk:
         ignore_files: list[str],
         absent: list[str],
         special: list[str] | None = None,
+        unmatched: list[str] | None = None,
     ) -> None:
         self.files = files
         self.dirs = dirs
         self.ignore_files = ignore_files
         self.absent = absent
         self.special = special or []
+        self.unmatched = unmatched or []
 
 
 def special_kind(mode: int) -> str | None:
@@ -253,6 +257,7 @@ def expand(
     found: dict[str, bool] = {}  # path -> is it a regular file (or a link to one)?
     dirs: dict[str, None] = {}
     absent: list[str] = []
+    unmatched: list[str] = []
     ignores = Ignores(root) if gitignore else None
     for pattern in patterns:
         negated, fixed, rest = split_pattern(pattern)
@@ -260,10 +265,13 @@ def expand(
             for p in [p for p in found if match(pattern, p)]:
                 del found[p]
             continue
+        before = len(found)
         base = "/".join(fixed)
         if not rest:
             if not _literal(root, base, found, dirs, skipped, outputs):
                 absent.append(base)
+            if len(found) == before and not _matches_any(pattern, base, found):
+                unmatched.append(pattern)
             continue
         # Rules apply below the fixed part of the pattern only if that part is not
         # itself ignored: `dist/*.whl` means the wheels in dist/, ignored or not.
@@ -273,10 +281,20 @@ def expand(
             if ignores.ignored(base, True):
                 use = None
         _walk(root, base, rest, found, dirs, skipped, use, links=outputs)
+        # Nothing new: unmatched, unless it matched only files found already.
+        if len(found) == before and not _matches_any(pattern, base, found):
+            unmatched.append(pattern)
     ignore_files = sorted(set(ignores.files) | ignores.probed) if ignores else []
     files = sorted(p for p, regular in found.items() if regular)
     special = sorted(p for p, regular in found.items() if not regular)
-    return Walk(files, sorted(dirs), ignore_files, absent, special)
+    return Walk(files, sorted(dirs), ignore_files, absent, special, unmatched)
+
+
+def _matches_any(pattern: str, base: str, found: dict[str, bool]) -> bool:
+    """Does the pattern match a file found already (by an earlier pattern)? Only the
+    files under its fixed part can."""
+    under = base + "/" if base else ""
+    return any((p.startswith(under) or p == base) and match(pattern, p) for p in found)
 
 
 def _literal(

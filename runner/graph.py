@@ -1,8 +1,9 @@
 """The task graph: names and aliases, dependency resolution, selection, cycles.
 
-A `Graph` is built from the tasks a tasksfile defined. Nothing is checked beyond
-duplicate names until tasks are selected: `runner --list` does not pay for validating
-dependencies, and a run validates exactly the part of the graph it needs.
+A `Graph` is built from the tasks a tasksfile defined. Building it checks names: no
+duplicates, and every dep names a task (a typo in `deps` is reported when the tasksfile
+loads, `--list` included, not when that task first runs). Cycles are looked for when
+tasks are selected: a run checks exactly the part of the graph it needs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ class Graph:
         for t in tasks:
             self._add(t)
         self._deps: dict[str, tuple[str, ...]] = {}
+        self._check_deps()
+
+    def _check_deps(self) -> None:
+        """Every dep names a task (or an alias): otherwise one error at the task's
+        definition, with the closest names."""
+        known = self.tasks.keys() | self.aliases.keys()
+        for t in self.tasks.values():
+            for d in t.deps:
+                if d not in known and self._lookup(d) is None:
+                    hint = UnknownTaskError(d, known, needed_by=t.name)
+                    raise TasksfileError(hint.message, file=t.file, line=t.line)
 
     def _add(self, t: Task) -> None:
         clash = self.tasks.get(t.name) or self.tasks.get(self.aliases.get(t.name, ""))
@@ -59,7 +71,7 @@ class Graph:
             self.aliases[a] = t.name
 
     def __contains__(self, name: str) -> bool:
-        return name in self.tasks or name in self.aliases
+        return self._lookup(name) is not None
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -69,7 +81,7 @@ class Graph:
 
     def resolve(self, name: str, *, needed_by: str | None = None) -> Task:
         """The task called `name` (or aliased so); UnknownTaskError with did-you-mean."""
-        t = self.tasks.get(name) or self.tasks.get(self.aliases.get(name, ""))
+        t = self._lookup(name)
         if t is None:
             raise UnknownTaskError(name, list(self.tasks) + list(self.aliases), needed_by=needed_by)
         return t
@@ -91,6 +103,15 @@ class Graph:
 
             raise UsageError(f"no task matches {pattern!r}")
         return found
+
+    def _lookup(self, name: str) -> Task | None:
+        """The task called `name`, or aliased so; `never_makes` finds `never-makes`
+        (the function's own spelling of the name it was given)."""
+        t = self.tasks.get(name) or self.tasks.get(self.aliases.get(name, ""))
+        if t is None and "_" in name:
+            dashed = name.replace("_", "-")
+            t = self.tasks.get(dashed) or self.tasks.get(self.aliases.get(dashed, ""))
+        return t
 
     def deps(self, name: str) -> tuple[str, ...]:
         """The canonical names of a task's direct dependencies."""

@@ -100,11 +100,17 @@ def _tasksfile_in(d: str) -> str | None:
 
 
 def load_tasks(
-    path: str, root: str, cache_dir: str | None = None, may_write: bool = False
+    path: str,
+    root: str,
+    cache_dir: str | None = None,
+    may_write: bool = False,
+    source: bytes | None = None,
 ) -> list[Task]:
     """Import the tasksfile as module `tasksfile` and return the tasks it defined.
     `cache_dir`: where to keep its compiled code when Python may not (see
-    `_cached_code`); `may_write`: this command may write state."""
+    `_cached_code`); `may_write`: this command may write state; `source`: the
+    tasksfile's text as it was read before (what `runner watch` runs its server from),
+    instead of what the file holds now."""
     # importlib.machinery is already loaded at start-up; importlib.util costs ~3 ms.
     from importlib.machinery import ModuleSpec, SourceFileLoader
     from types import ModuleType
@@ -120,7 +126,11 @@ def load_tasks(
     previous = sys.modules.get("tasksfile")
     sys.modules["tasksfile"] = module
     try:
-        code = _cached_code(path, cache_dir, may_write) if cache_dir else None
+        code: Any
+        if source is not None:
+            code = compile(source, path, "exec", dont_inherit=True)
+        else:
+            code = _cached_code(path, cache_dir, may_write) if cache_dir else None
         if code is None:
             loader.exec_module(module)
         else:

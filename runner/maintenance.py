@@ -90,7 +90,7 @@ def cache_command(
             )
         if sub == "clean":
             store.clean()
-            out.write(f"cleaned the cache in {cache_dir}\n")
+            out.write(f"cleaned the cache in {cache_dir} (the run history is kept)\n")
             return 0
         if max_size is None and older_than is None:
             raise UsageError("`runner cache prune` needs --max-size SIZE and/or --older-than AGE")

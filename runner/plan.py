@@ -37,6 +37,12 @@ RESTORE = "restore"  # up to date, outputs restored from the cache
 # What `decide` is told about a dep: how it ended in this run, or for a dry run,
 # whether it would run.
 WILL_RUN = "will run"
+# The record of a task's last failed run is kept under this prefix and its name (no
+# task name starts with ':').
+FAILED = ":failed:"
+
+
+SHOWN_REASONS = 3  # a reason line names this many and counts the rest
 
 _LEFT_OUT = "left out of its fingerprint"
 
@@ -53,7 +59,11 @@ class Decision:
 
     @property
     def reason(self) -> str:
-        return "; ".join(self.reasons)
+        """The reasons in one line: the first few, and how many more (`-n -v` lists
+        them all)."""
+        shown = self.reasons[:SHOWN_REASONS]
+        more = len(self.reasons) - len(shown)
+        return "; ".join(shown) + (f"; and {more} more" if more else "")
 
     def __repr__(self) -> str:
         return f"Decision({self.action!r}, {self.reasons!r})"
@@ -108,6 +118,7 @@ class Planner:
         self._dotenv: Any = None  # runner.dotenv.Dotenv, once a task has .env files
         self._tools: Any = None  # runner.tools.Tools, once a task has tools
         self._tool_states: dict[str, dict[str, Any]] = {}  # what to trust them by next time
+        self._warned: set[tuple[str, str]] = set()  # (task, input pattern) warned about
 
     # ------------------------------------------------------------ fingerprints
     def _record(self, name: str) -> dict[str, Any] | None:
@@ -170,6 +181,8 @@ class Planner:
         task = self.graph.tasks[name]
         rec = self._record(name)
         files = self._expand_inputs(name, task, rec)
+        for pattern in self._walks[name].get("unmatched", ()):
+            self._warn_unmatched(name, pattern)
         previous = fp.FileSet.from_record(rec.get("inputs")) if rec else None
         inputs, _read = fp.scan(self.root, files, previous)
         if self._virtual and task.inputs:
@@ -232,6 +245,13 @@ class Planner:
             self._dotenv = Dotenv(self.root, self.project.config.dotenv, self.environ)
         return self._dotenv
 
+    def _warn_unmatched(self, name: str, pattern: str) -> None:
+        """An input pattern that matches no file (once per run): likely a typo, and a
+        task whose inputs match nothing is up to date forever."""
+        if (name, pattern) not in self._warned:
+            self._warned.add((name, pattern))
+            self.warn(f"task '{name}': input pattern '{pattern}' matches no file")
+
     def _overlay(self, task: Task, found: fp.FileSet) -> fp.FileSet:
         """A dry run restores nothing, but the run would: a task whose inputs include
         outputs a dep would restore sees them as the restore would leave them."""
@@ -269,6 +289,7 @@ class Planner:
             ],
             "absent": w.absent,
             "special": w.special,
+            "unmatched": w.unmatched,
         }
         self._report_special(w.special, f"task {name}: input", _LEFT_OUT)
         return w.files
@@ -368,8 +389,37 @@ class Planner:
             else:
                 entry = self._from_remote(name, new.key)
         if entry is None:
-            return Decision(RUN, fp.describe_changes(rec, new, deps))
+            return Decision(RUN, self._changes(name, rec, new, deps))
         return self._check_outputs(name, task, new, rec, entry)
+
+    def _changes(
+        self,
+        name: str,
+        rec: dict[str, Any] | None,
+        new: fp.Fingerprint,
+        deps: Mapping[str, str],
+    ) -> list[str]:
+        """Why a task with no cache entry for its fingerprint runs: what changed since
+        its last run — the failed one, when it failed after its last success."""
+        assert self.store is not None
+        failed = self.store.records([FAILED + name]).get(FAILED + name)
+        if failed is not None and failed.get("failed", 0) > (rec or {}).get("used", 0):
+            if failed.get("key") == new.key:
+                return ["the last run failed"]
+            return fp.describe_changes(failed, new, deps)
+        return fp.describe_changes(rec, new, deps)
+
+    def remember_failure(self, name: str) -> None:
+        """A cached task failed: keep its fingerprint's parts, for `_changes`."""
+        new = self._fps.get(name)
+        task = self.graph.tasks[name]
+        if self.store is None or self.dry_run or not task.cache:
+            return
+        if not isinstance(new, fp.Fingerprint) or name not in self._inputs:
+            return
+        rec = new.to_record()
+        rec.update(key=new.key, inputs=self._inputs[name].to_record(), failed=time.time())
+        self.store.save_record(FAILED + name, rec)
 
     def _check_outputs(
         self,
@@ -385,7 +435,14 @@ class Planner:
             # The outputs as the last run of this entry left or checked them, their stat
             # data unchanged, and no pattern that could match a stale file: in place,
             # byte for byte. The common case, checked cheaply.
-            if self._evidence is not None and name not in self._rescanned and not task.tools:
+            # A task with an input pattern that matches nothing stays out of snapshots,
+            # so that every run warns about it; one with tools is decided by its record.
+            if (
+                self._evidence is not None
+                and name not in self._rescanned
+                and not task.tools
+                and not self._walks[name].get("unmatched")
+            ):
                 from .snapshot import entry as snapshot_entry
 
                 self._evidence[name] = snapshot_entry(
@@ -635,6 +692,27 @@ class Planner:
                 for p in self._output_files(task.outputs)
                 if not self._is_input(task, p) and before.get(p) != _lstat_key(self.root, p)
             ],
+        )
+
+    def check_outputs(self, name: str) -> str | None:
+        """After a task succeeded: each output it names exactly must exist (a task
+        that did not make it fails, as in Bazel); a pattern that matched nothing is
+        warned about. The failure's message, or None."""
+        task = self.graph.tasks[name]
+        if not task.outputs or self.dry_run:
+            return None
+        walk = self._output_walk(task.outputs)
+        for pattern in walk.unmatched:
+            if globs.has_magic(pattern) or os.path.isdir(os.path.join(self.root, pattern)):
+                self.warn(f"task '{name}': output pattern '{pattern}' matched no file")
+        missing = walk.absent  # the paths named exactly that are not there
+        if not missing:
+            return None
+        shown = ", ".join(missing[:SHOWN_REASONS])
+        more = f" and {len(missing) - SHOWN_REASONS} more" if len(missing) > SHOWN_REASONS else ""
+        return (
+            f"the task did not make its declared output{'s' if len(missing) > 1 else ''} "
+            f"{shown}{more}"
         )
 
     def record(self, name: str, duration: float) -> str | None:

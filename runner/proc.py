@@ -51,6 +51,11 @@ class Scope:
             self._procs.add(proc)
             return True
 
+    def pids(self) -> list[int]:
+        """The process ids of the commands running now."""
+        with self._lock:
+            return [p.pid for p in self._procs]
+
     def discard(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.discard(proc)
@@ -79,7 +84,7 @@ class TaskContext:
         name: str,
         scope: Scope,
         root: str,
-        output: Callable[[str, str], None],
+        output: Callable[[str, str, bool], None],
         command: Callable[[str], None],
         interactive: bool = False,
         grace: float = 5.0,
@@ -95,7 +100,9 @@ class TaskContext:
         self.grace = grace  # seconds between SIGTERM and SIGKILL
         self.scope = scope
         self.root = root
-        self.output = output  # (line, stream) for each line a command prints
+        # (line, stream, partial) for each line a command prints; partial: the start
+        # of a line not ended yet, shown after PARTIAL_AFTER seconds without a newline
+        self.output = output
         self.command = command  # each command as it starts
         self.command_done = command_done  # (command, exit code, seconds) as each ends
         self.interactive = interactive  # commands may read the terminal (stdin)
@@ -107,7 +114,7 @@ def set_context(ctx: TaskContext | None) -> None:
     if ctx is None and old is not None:
         for stream, text in old.partial.items():  # a last line without its newline
             if text:
-                old.output(text, stream)
+                old.output(text, stream, False)
         old.partial.clear()
     _local.ctx = ctx
 
@@ -130,7 +137,7 @@ class TaskStream:
         *lines, rest = buf.split("\n")
         ctx.partial[self.name] = rest
         for line in lines:
-            ctx.output(line.rstrip("\r"), self.name)
+            ctx.output(line.rstrip("\r"), self.name, False)
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -138,8 +145,11 @@ class TaskStream:
             self.write(line)
 
     def flush(self) -> None:
-        if current_context() is None:
+        ctx = current_context()
+        if ctx is None:
             self.real.flush()
+        elif ctx.partial.get(self.name):  # print(..., end="", flush=True): show it now
+            ctx.output(ctx.partial.pop(self.name), self.name, True)
 
     def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno, ...
         return getattr(self.real, name)
@@ -242,7 +252,6 @@ def sh(
             cwd=None if cwd is None else os.fspath(cwd),
             env=full_env,
             stdin_null=not (ctx is None or ctx.interactive),
-            capture=capture,
         )
     except OSError as e:
         if cwd is not None and not os.path.isdir(cwd):
@@ -335,9 +344,10 @@ def _start(
     cwd: str | None,
     env: Mapping[str, str] | None,
     stdin_null: bool,
-    capture: bool,
 ) -> Any:
-    """Start a command in a session of its own, its output on pipes. posix_spawn
+    """Start a command in a session of its own, its stdout and stderr on two pipes
+    (each stream stays what it was, to the end: runner's own stdout and stderr, or
+    the JSON log's `stream`). posix_spawn
     (vfork and exec, and no `subprocess` to import) in the common case; Popen when the
     command must start in another directory, which posix_spawn cannot do portably."""
     elsewhere = cwd is not None and cwd != os.getcwd()
@@ -354,13 +364,13 @@ def _start(
             env=env,
             stdin=subprocess.DEVNULL if stdin_null else None,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if capture else subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
         )
     args: list[str] = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
     out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe() if capture else (None, out_w)
+    err_r, err_w = os.pipe()
     actions: list[tuple[Any, ...]] = []
     if stdin_null:
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
@@ -383,8 +393,7 @@ def _start(
         raise
     finally:
         _close(out_w)
-        if err_w != out_w:
-            _close(err_w)
+        _close(err_w)
     return _Child(pid, out_r, err_r)
 
 
@@ -425,6 +434,7 @@ def _pump(
     captured = bytearray()
     deadline = None if timeout is None else time.monotonic() + timeout
     exited = timed_out = False
+    unended: dict[int, float] = {}  # fd -> since when its buffer holds a line's start
 
     def take(fd: int, data: bytes) -> None:
         stream, buf = streams[fd]
@@ -436,8 +446,26 @@ def _pump(
             nl = buf.find(b"\n")
             if nl < 0:
                 break
-            emit(buf[:nl].decode("utf-8", errors="replace").rstrip("\r"), stream)
+            emit(buf[:nl].decode("utf-8", errors="replace").rstrip("\r"), stream, False)
             del buf[: nl + 1]
+            unended.pop(fd, None)
+        if buf:
+            unended.setdefault(fd, time.monotonic())
+
+    def show_unended() -> None:
+        """Lines started PARTIAL_AFTER ago without a newline (pytest's dots, a
+        progress bar) are shown as they are; the rest of the line follows later."""
+        now = time.monotonic()
+        for fd, since in list(unended.items()):
+            if now - since >= PARTIAL_AFTER:
+                stream, buf = streams[fd]
+                cut = _whole_characters(buf)
+                if cut:
+                    emit(buf[:cut].decode("utf-8", errors="replace"), stream, True)
+                    del buf[:cut]
+                del unended[fd]
+                if buf:
+                    unended[fd] = now
 
     try:
         while not exited:
@@ -445,7 +473,13 @@ def _pump(
             if deadline is not None:
                 left = max(0.0, deadline - time.monotonic())
                 wait = left if wait is None else min(wait, left)
-            for key, _ in sel.select(wait):
+            if unended:
+                due = max(0.0, min(unended.values()) + PARTIAL_AFTER - time.monotonic())
+                wait = due if wait is None else min(wait, due)
+            ready = sel.select(wait)
+            if unended:
+                show_unended()
+            for key, _ in ready:
                 fd = key.fd
                 if fd == pidfd:
                     exited = True
@@ -472,7 +506,7 @@ def _pump(
                 pass
         for _fd, (stream, buf) in streams.items():
             if buf:
-                emit(buf.decode("utf-8", errors="replace").rstrip("\r"), stream)
+                emit(buf.decode("utf-8", errors="replace").rstrip("\r"), stream, False)
     finally:
         sel.close()
         if pidfd is not None:
@@ -483,6 +517,20 @@ def _pump(
     return bytes(captured), timed_out
 
 
+PARTIAL_AFTER = 0.15  # seconds a line's start waits for its end before it is shown
+
+
+def _whole_characters(buf: bytearray) -> int:
+    """How much of `buf` to show so as not to cut a UTF-8 character in two."""
+    n = len(buf)
+    for back in range(1, min(4, n) + 1):
+        byte = buf[n - back]
+        if byte & 0xC0 != 0x80:  # ASCII or the first byte of a character
+            size = 1 if byte < 0x80 else 2 if byte >> 5 == 6 else 3 if byte >> 4 == 14 else 4
+            return n if back >= size else n - back
+    return n
+
+
 def _pidfd(pid: int) -> int | None:
     try:
         return os.pidfd_open(pid)
@@ -490,9 +538,9 @@ def _pidfd(pid: int) -> int | None:
         return None  # not Linux >= 5.3: poll instead
 
 
-def _write_through(line: str, stream: str) -> None:
+def _write_through(line: str, stream: str, partial: bool = False) -> None:
     out = sys.stderr if stream == "stderr" else sys.stdout
-    out.write(line + "\n")
+    out.write(line if partial else line + "\n")
     out.flush()
 
 

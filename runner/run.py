@@ -144,8 +144,10 @@ def dry_run(
     out: TextIO,
     skipped: list[str],
     since: str | None,
+    verbose: bool = False,
 ) -> int:
-    """What would run, in order, and why; nothing runs and nothing is written."""
+    """What would run, in order, and why (with `verbose`, every reason, one a line);
+    nothing runs and nothing is written."""
     from .plan import RUN, WILL_RUN
 
     width = max(len(n) for n in order)
@@ -156,6 +158,8 @@ def dry_run(
         decision = planner.decide(name, args[name], {d: status[d] for d in graph.deps(name)})
         status[name] = WILL_RUN if decision.action == RUN else "cached"
         lines.append(f"  {decision.action:<8} {name:<{width}}  {decision.reason}")
+        if verbose and len(decision.reasons) > 1:
+            lines += [f"  {'':<8} {'':<{width}}    {r}" for r in decision.reasons]
     n_run = sum(1 for s in status.values() if s == WILL_RUN)
     out.write(f"dry run: {n_run} of {len(order)} tasks would run; in order:\n")
     out.write("\n".join(lines) + "\n")

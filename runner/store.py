@@ -540,7 +540,7 @@ class Store:
             runs = db.execute(
                 "SELECT ran, hits, restored FROM runs ORDER BY started DESC LIMIT ?", (last_runs,)
             ).fetchall()
-            tasks = db.execute("SELECT count(*) FROM records").fetchone()[0]
+            tasks = db.execute("SELECT count(DISTINCT task) FROM entries").fetchone()[0]
             return {"entries": n, "entries_size": size, "tasks": tasks, "runs": runs}
 
         info = self._guard(q, {"entries": 0, "entries_size": 0, "tasks": 0, "runs": []})
@@ -563,9 +563,12 @@ class Store:
         return info
 
     def prune(self, *, max_size: int | None, older_than: float | None) -> tuple[int, int]:
-        """Drop entries, least recently used first, until none is older than
-        `older_than` seconds and the blobs fit in `max_size` bytes; then delete the
-        blobs no entry uses. Returns (entries removed, bytes freed)."""
+        """Drop whole entries, least recently used first, until none is older than
+        `older_than` seconds and their blobs fit in `max_size` bytes (an entry that
+        names a missing blob goes first: it could never be restored); then delete the
+        blobs no entry uses. A task record that names a dropped entry is replaced by a
+        tombstone, so that the task runs again ("its cache entry was pruned") instead of
+        finding an entry whose blobs are gone. Returns (entries removed, bytes freed)."""
         now = time.time()
 
         def q(db: sqlite3.Connection) -> list[bytes]:
@@ -573,15 +576,24 @@ class Store:
                 "SELECT key, manifest, last_used FROM entries ORDER BY last_used ASC"
             ).fetchall()
             entries = [(k, blobs_of(_outputs(m)), used) for k, m, used in rows]
-            refs: dict[bytes, int] = {}
             sizes: dict[bytes, int] = {}
             for _k, blobs, _u in entries:
                 for d, size in blobs:
-                    refs[d] = refs.get(d, 0) + 1
                     sizes[d] = size
-            total = sum(sizes.values())
+            present = {d for d in sizes if self.blobs.has(d)}
             drop: list[bytes] = []
-            for k, blobs, used in entries:  # least recently used first
+            kept = []
+            for k, blobs, used in entries:
+                if all(d in present for d, _size in blobs):
+                    kept.append((k, blobs, used))
+                else:
+                    drop.append(k)
+            refs: dict[bytes, int] = {}
+            for _k, blobs, _u in kept:
+                for d, _size in blobs:
+                    refs[d] = refs.get(d, 0) + 1
+            total = sum(sizes[d] for d in refs)
+            for k, blobs, used in kept:  # least recently used first
                 too_old = older_than is not None and now - used > older_than
                 too_big = max_size is not None and total > max_size
                 if not (too_old or too_big):
@@ -591,8 +603,18 @@ class Store:
                     refs[d] -= 1
                     if refs[d] == 0:
                         total -= sizes[d]
+            db.execute(SNAPSHOTS)
             db.execute("BEGIN IMMEDIATE")
             db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k in drop])
+            left = {k for (k,) in db.execute("SELECT key FROM entries")}
+            tombstone = _seal({"pruned": True})
+            for task, data in db.execute("SELECT task, data FROM records").fetchall():
+                record = _unseal(data)
+                key = record.get("key") if isinstance(record, dict) else None
+                if key is not None and key not in left and not task.startswith(":"):
+                    db.execute("UPDATE records SET data=? WHERE task=?", (tombstone, task))
+            # A snapshot vouches for tasks by their records: made again by the next run.
+            db.execute("DELETE FROM snapshots")
             db.execute("COMMIT")
             return drop
 
@@ -603,7 +625,9 @@ class Store:
     def collect_garbage(self) -> int:
         """Delete blobs that no entry refers to; bytes freed. Call it holding the
         project lock exclusively: a running runner stores blobs before their entry."""
-        rows = self._guard(lambda db: db.execute("SELECT manifest FROM entries").fetchall(), [])
+        rows = self._guard(lambda db: db.execute("SELECT manifest FROM entries").fetchall())
+        if rows is None:
+            return 0  # the entries cannot be read: no blob is known to be unused
         used = {d.hex() for (m,) in rows for d, _size in blobs_of(_outputs(m))}
         freed = 0
         cas = os.path.join(self.dir, "cas")
@@ -619,15 +643,25 @@ class Store:
         return freed
 
     def clean(self) -> None:
-        """Forget everything: the database, the blobs, temporary files."""
+        """Forget every cache entry, blob, task record and snapshot, and temporary
+        files; keep the run history (`runner history`)."""
         import shutil
 
         self.clear_temporaries()  # what a killed restore staged beside outputs, too
+
+        def q(db: sqlite3.Connection) -> None:
+            db.execute(SNAPSHOTS)
+            db.execute("BEGIN IMMEDIATE")
+            for table in ("entries", "records", "snapshots"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("COMMIT")
+            db.execute("VACUUM")  # the file shrinks: a clean cache takes no room
+
+        self._guard(q)
         self.close()
         for name in ("cas", "tmp"):
             shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
-        for suffix in ("", "-wal", "-shm"):
-            remove_file(self.db_path + suffix)
+        remove_file(os.path.join(self.dir, "tasksfile.code"))
 
 
 # ------------------------------------------------------------ helpers

@@ -2,7 +2,10 @@
 
     python runner/supervise.py --grace 5 --signal SIGTERM -- sh -c 'CMD'
     python runner/supervise.py --grace 5 --signal SIGTERM --task NAME --tasksfile PATH
-           --args '{"port": 8000}'
+           --args '{"port": 8000}' [--source -]
+
+(`--source -`: the tasksfile's text comes on standard input, as runner watch loaded
+it: a tasksfile broken on disk since then does not stop the server from starting.)
 
 It makes itself a child subreaper (Linux), starts the process in a session of its own,
 and waits. Every process of the tree that loses its parent is re-parented to it rather
@@ -31,6 +34,8 @@ except ImportError:  # run as a script (what runner watch does): no package impo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from runner.tasks import Task
 
 PR_SET_PDEATHSIG = 1
@@ -99,7 +104,7 @@ def stop_tree(main: int, sig: int, grace: float) -> dict[int, int]:
         time.sleep(0.005)
 
 
-def _start(argv: list[str], task: dict[str, str] | None) -> int:
+def _start(argv: list[str], task: dict[str, Any] | None) -> int:
     """Fork the process to own: a command, or a task of the tasksfile run in-process."""
     pid = os.fork()
     if pid:
@@ -116,7 +121,7 @@ def _start(argv: list[str], task: dict[str, str] | None) -> int:
         os._exit(127)
 
 
-def _run_task(task: dict[str, str]) -> int:
+def _run_task(task: dict[str, Any]) -> int:
     import json
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -125,8 +130,8 @@ def _run_task(task: dict[str, str]) -> int:
 
     os.chdir(task["root"])
     try:
-        tasks = {t.name: t for t in load_tasks(task["tasksfile"], task["root"])}
-        service = tasks[task["name"]]
+        found = load_tasks(task["tasksfile"], task["root"], source=task.get("source"))
+        service = {t.name: t for t in found}[task["name"]]
         _give_context(service, task["root"])
         service.call(json.loads(task["args"]))
     except TaskError as e:
@@ -163,8 +168,19 @@ def _give_context(service: Task, root: str) -> None:
     )
 
 
+def _read_stdin() -> bytes:
+    """All of standard input; then /dev/null takes its place (the process started
+    next must not read what was meant for this one)."""
+    data = sys.stdin.buffer.read()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return data
+
+
 def main(argv: list[str]) -> int:
-    grace, sig, task = 5.0, signal.SIGTERM, None
+    grace, sig = 5.0, signal.SIGTERM
+    task: dict[str, Any] | None = None
     i = 0
     while i < len(argv) and argv[i] != "--":
         key, value = argv[i], argv[i + 1] if i + 1 < len(argv) else ""
@@ -175,6 +191,9 @@ def main(argv: list[str]) -> int:
         elif key in ("--task", "--tasksfile", "--root", "--args"):
             task = task or {"args": "{}"}
             task[key[2:] if key != "--task" else "name"] = value
+        elif key == "--source" and value == "-":
+            task = task or {"args": "{}"}
+            task["source"] = _read_stdin()
         i += 2
     command = argv[i + 1 :]
     _prctl(PR_SET_CHILD_SUBREAPER, 1)

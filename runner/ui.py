@@ -68,12 +68,20 @@ class PlainRenderer:
         self.verbose = verbose
         self.quiet = quiet
         self.broken = False
+        # The (task, stream) whose line was started by a partial write and has not
+        # ended yet, and where it is being written.
+        self._open: tuple[str, str] | None = None
+        self._open_on: TextIO | None = None
 
-    def _write(self, stream: TextIO, text: str) -> None:
+    def _write(self, stream: TextIO, text: str, end: str = "\n") -> None:
         if self.broken:
             return
         try:
-            stream.write(text + "\n")
+            if self._open_on is not None:  # end the partial line before anything else
+                self._open_on.write("\n")
+                self._open_on.flush()
+                self._open = self._open_on = None
+            stream.write(text + end)
             stream.flush()
         except BrokenPipeError:  # `runner ... | head`: stop writing, keep running
             self.broken = True
@@ -81,9 +89,29 @@ class PlainRenderer:
     def _tag(self, task: str) -> str:
         return f"{task:<{self.width}} | " if self.prefix else ""
 
+    def _output(self, e: ev.TaskOutput) -> None:
+        """A line of a task's output, on runner's stdout or stderr as the task wrote
+        it; a partial line is written as it is and continued by what follows it."""
+        stream = self.err if e.stream == "stderr" else self.out
+        key = (e.task, e.stream)
+        if self._open == key:
+            text = e.line
+            self._open = self._open_on = None  # continued: no newline in between
+        else:
+            text = self._tag(e.task) + e.line
+        if e.partial:
+            self._write(stream, text, end="")
+            self._open, self._open_on = key, stream
+        else:
+            self._write(stream, text)
+
     def __call__(self, e: ev.Event) -> None:
         if isinstance(e, ev.TaskOutput):
-            self._write(self.err if e.stream == "stderr" else self.out, self._tag(e.task) + e.line)
+            self._output(e)
+        elif isinstance(e, ev.RunStopping):
+            self._write(self.err, stopping_line(e))
+        elif isinstance(e, ev.TaskWaiting):
+            self._write(self.err, waiting_line(e))
         elif self.quiet:
             if isinstance(e, ev.TaskFinished) and e.status == ev.FAILED:
                 self._write(self.err, self._failure_line(e))
@@ -113,7 +141,8 @@ class PlainRenderer:
         return f"{word} {e.task} ({_dur(e.duration)})"
 
     def _failure_line(self, e: ev.TaskFinished) -> str:
-        code = f"exit {e.exit_code}, " if e.exit_code is not None else ""
+        # An exit code is a command's: a Python exception has none worth showing.
+        code = f"exit {e.exit_code}, " if e.exit_code is not None and e.cmd else ""
         return f"FAILED {e.task} ({code}{_dur(e.duration)})"
 
     def summary(self, outcome: Outcome) -> None:
@@ -128,15 +157,8 @@ class PlainRenderer:
                 w = max(len(n) for n in shown)
                 for name in shown:
                     r = outcome.results[name]
-                    extra = (
-                        _dur(r.duration)
-                        if r.status in (ev.OK, ev.FAILED, ev.CANCELLED)
-                        else (r.reason or "")
-                    )
-                    self._write(
-                        self.out,
-                        f"  {STATUS_WORD.get(r.status, r.status):<9} {name:<{w}}  {extra}".rstrip(),
-                    )
+                    word = STATUS_WORD.get(r.status, r.status)
+                    self._write(self.out, f"  {word:<9} {name:<{w}}  {summary_detail(r)}".rstrip())
             path = critical_path_line(outcome)
             if path:
                 self._write(self.out, path)
@@ -147,6 +169,14 @@ class PlainRenderer:
             for r in failures:
                 for line in failure_lines(r, self.verbose):
                     self._write(self.err, line)
+
+
+def summary_detail(r: ev.TaskFinished) -> str:
+    """A task's row in the summary: how long it ran, or why it did not run. (Why a
+    restore was needed was said when it happened.)"""
+    if r.status in (ev.OK, ev.FAILED, ev.CANCELLED):
+        return _dur(r.duration)
+    return (r.reason or "") if r.status == ev.SKIPPED else ""
 
 
 def summary_line(outcome: Outcome) -> str:
@@ -173,12 +203,25 @@ def critical_path_line(outcome: Outcome) -> str | None:
     return f"critical path: {steps}" if steps else None
 
 
+def stopping_line(e: ev.RunStopping) -> str:
+    """What a first Ctrl-C waits for, and how not to."""
+    if e.processes:
+        what = f"{e.processes} process{'' if e.processes == 1 else 'es'}"
+    else:
+        what = f"{e.tasks} task{'' if e.tasks == 1 else 's'}"
+    return f"stopping: waiting up to {e.grace:g}s for {what} (Ctrl-C again to kill now)"
+
+
+def waiting_line(e: ev.TaskWaiting) -> str:
+    return f"{e.task}: waiting for another runner, which is running it"
+
+
 def failure_lines(r: ev.TaskFinished, verbose: bool) -> list[str]:
     lines = (r.error or "failed").splitlines()
     head = [f"  {r.task}: {lines[0]}"]
     if r.cmd and r.cmd not in lines[0]:
         head.append(f"    command: {r.cmd}")
-    if r.exit_code is not None:
+    if r.exit_code is not None and r.cmd and f"exit code {r.exit_code}" not in lines[0]:
         head.append(f"    exit code: {r.exit_code}")
     if verbose and len(lines) > 1:
         head.extend("    " + line for line in lines[1:])
@@ -221,17 +264,51 @@ class JsonRenderer:
         pass
 
 
-class LiveRenderer:
-    """A live view of the running tasks and their elapsed time, above which task
-    output scrolls; a summary table at the end."""
+class WholeLines:
+    """Hands a renderer that wants whole lines (JSON lines, GitHub's groups) each line
+    of a task's output once it has ended: partial writes are held until the rest of
+    the line comes, or the task finishes."""
 
-    def __init__(self, out: TextIO, *, prefix: bool, width: int, verbose: bool) -> None:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.held: dict[tuple[str, str], str] = {}
+
+    def __call__(self, e: ev.Event) -> None:
+        if isinstance(e, ev.TaskOutput):
+            key = (e.task, e.stream)
+            if e.partial:
+                self.held[key] = self.held.get(key, "") + e.line
+                return
+            if key in self.held:
+                e = ev.TaskOutput(e.task, self.held.pop(key) + e.line, e.stream)
+        elif isinstance(e, ev.TaskFinished):
+            for key in [k for k in self.held if k[0] == e.task]:
+                self.inner(ev.TaskOutput(e.task, self.held.pop(key), key[1]))
+        self.inner(e)
+
+    def summary(self, outcome: Outcome) -> None:
+        self.inner.summary(outcome)
+
+
+class LiveRenderer:
+    """A live view of the running tasks and their elapsed time (and the line each is
+    writing, until it ends), above which task output scrolls; a summary table at the
+    end. A command's standard error goes to runner's when that is not this terminal
+    (`2>/dev/null`, `2>log`)."""
+
+    def __init__(
+        self, out: TextIO, err: TextIO, *, prefix: bool, width: int, verbose: bool
+    ) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.console = Console(file=out, highlight=False)
         self.plain = PlainRenderer(out, out, prefix=prefix, width=width, verbose=verbose)
+        self.errors = (
+            None if _is_terminal(err) else PlainRenderer(err, err, prefix=prefix, width=width)
+        )
         self.running: dict[str, float] = {}
+        self.partial: dict[tuple[str, str], str] = {}  # lines started, not ended yet
         self.live = Live(
             console=self.console,
             refresh_per_second=8,
@@ -244,12 +321,33 @@ class LiveRenderer:
 
     def _view(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table.grid(padding=(0, 1))
         now = time.monotonic()
         for name, since in list(self.running.items()):
-            table.add_row("[yellow]●[/]", name, f"[dim]{_dur(now - since)}[/]")
+            started = [text for (task, _s), text in list(self.partial.items()) if task == name]
+            line = started[-1].rsplit("\r", 1)[-1] if started else ""  # a bar redraws
+            table.add_row(
+                "[yellow]●[/]",
+                name,
+                f"[dim]{_dur(now - since)}[/]",
+                Text(line, no_wrap=True, overflow="ellipsis"),
+            )
         return table
+
+    def _output(self, e: ev.TaskOutput) -> None:
+        from rich.text import Text
+
+        if e.stream == "stderr" and self.errors is not None:
+            self.errors(e)
+            return
+        key = (e.task, e.stream)
+        if e.partial:
+            self.partial[key] = self.partial.get(key, "") + e.line
+            return
+        line = self.partial.pop(key, "") + e.line
+        self.console.print(Text(self.plain._tag(e.task) + line), soft_wrap=True)
 
     def __call__(self, e: ev.Event) -> None:
         from rich.text import Text
@@ -260,7 +358,7 @@ class LiveRenderer:
                 self.console.print(Text(f"{e.task}: attempt {e.attempt}", style="yellow"))
             return
         if isinstance(e, ev.TaskOutput):
-            self.console.print(Text(self.plain._tag(e.task) + e.line), soft_wrap=True)
+            self._output(e)
             return
         if isinstance(e, ev.TaskCommand):
             self.console.print(
@@ -271,7 +369,13 @@ class LiveRenderer:
             first = e.error.splitlines()[0] if e.error else "failed"
             self.console.print(Text(f"{e.task}: {first}; retrying in {e.delay:g}s", style="yellow"))
             return
+        if isinstance(e, (ev.RunStopping, ev.TaskWaiting)):
+            line = stopping_line(e) if isinstance(e, ev.RunStopping) else waiting_line(e)
+            self.console.print(Text(line, style="yellow"))
+            return
         if isinstance(e, ev.TaskFinished):
+            for key in [k for k in self.partial if k[0] == e.task]:  # a last, unended line
+                self._output(ev.TaskOutput(e.task, "", key[1]))
             self.running.pop(e.task, None)
             style = {
                 ev.OK: "green",
@@ -289,15 +393,12 @@ class LiveRenderer:
         from rich.text import Text
 
         self.live.stop()
+        # The count line on a line of its own: as a table title it would wrap at the
+        # table's width.
+        self.console.print(Text(summary_line(outcome)), soft_wrap=True)
         shown = [n for n in outcome.order if outcome.results[n].status != ev.CACHED]
         if len(outcome.order) > 1 and shown:
-            table = Table(
-                title=summary_line(outcome),
-                title_justify="left",
-                box=None,
-                show_header=True,
-                header_style="bold",
-            )
+            table = Table(box=None, show_header=True, header_style="bold")
             table.add_column("task")
             table.add_column("status")
             table.add_column("time", justify="right")
@@ -306,18 +407,11 @@ class LiveRenderer:
                 style = (
                     "red" if r.status in (ev.FAILED, ev.CANCELLED) else ("green" if r.ok else "dim")
                 )
-                extra = (
-                    _dur(r.duration)
-                    if r.status in (ev.OK, ev.FAILED, ev.CANCELLED)
-                    else (r.reason or "")
-                )
-                table.add_row(name, f"[{style}]{STATUS_WORD[r.status]}[/]", extra)
+                table.add_row(name, f"[{style}]{STATUS_WORD[r.status]}[/]", summary_detail(r))
             self.console.print(table)
-        else:
-            self.console.print(Text(summary_line(outcome)))
         path = critical_path_line(outcome)
         if path:
-            self.console.print(Text(path, style="dim"))
+            self.console.print(Text(path, style="dim"), soft_wrap=True)
         failures = [outcome.results[n] for n in outcome.failed]
         if failures:
             self.console.print(Text("failures:", style="bold red"))
@@ -327,6 +421,13 @@ class LiveRenderer:
 
     def close(self) -> None:
         self.live.stop()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def make_renderer(
@@ -342,11 +443,11 @@ def make_renderer(
     log_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Any:
     if log_format == "json":
-        return JsonRenderer(out, run_id, log_fields)
+        return WholeLines(JsonRenderer(out, run_id, log_fields))
     if os.environ.get("GITHUB_ACTIONS") == "true" and not quiet:
         from .ci.report import GitHubRenderer  # groups, annotations, the job summary
 
-        return GitHubRenderer(out, err, prefix=prefix, width=width, verbose=verbose)
+        return WholeLines(GitHubRenderer(out, err, prefix=prefix, width=width, verbose=verbose))
     if use_live_view(out, quiet, log_format):
-        return LiveRenderer(out, prefix=prefix, width=width, verbose=verbose)
+        return LiveRenderer(out, err, prefix=prefix, width=width, verbose=verbose)
     return PlainRenderer(out, err, prefix=prefix, width=width, verbose=verbose, quiet=quiet)

@@ -51,7 +51,7 @@ def watch_command(
     import gc
 
     gc.enable()  # watch lives long (see runner.__main__)
-    session = WatchSession(opts, project, graph, [n for n, _ in invocations], args, out, err)
+    session = WatchSession(opts, project, graph, invocations, args, out, err)
     return session.run()
 
 
@@ -184,8 +184,13 @@ class Service:
         grace: float,
         sig: str,
         events: queue.SimpleQueue[tuple[Any, ...]],
+        source: bytes | None = None,
     ) -> None:
         self.label = label
+        # A service task's tasksfile, as watch loaded it: the supervisor reads it on
+        # its standard input (`--source -`), so that a tasksfile broken on disk since
+        # does not keep the server from starting again.
+        self.source = source
         # The supervisor runs as a script, not `-m runner.supervise`: it starts sooner
         # without importing the runner package; a command needs no site-packages (-S).
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervise.py")
@@ -209,9 +214,19 @@ class Service:
         import subprocess
 
         self.generation += 1
+        feed = self.source is not None
         self.proc = subprocess.Popen(
-            self.argv, start_new_session=True, close_fds=True, stdin=subprocess.DEVNULL
+            self.argv,
+            start_new_session=True,
+            close_fds=True,
+            stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
         )
+        if feed:
+            try:
+                self.proc.stdin.write(self.source)
+                self.proc.stdin.close()
+            except OSError:
+                pass  # it died before reading: its exit says why
         threading.Thread(
             target=self._wait,
             args=(self.proc, self.generation),
@@ -223,21 +238,35 @@ class Service:
         code = proc.wait()
         self.events.put(("exited", self, generation, code))
 
-    def stop(self) -> None:
-        """Stop the whole tree and wait until it is gone (the next one may need its port)."""
+    def stop(self, hurry: threading.Event | None = None) -> None:
+        """Stop the whole tree and wait until it is gone (the next one may need its
+        port). Once `hurry` is set (a second Ctrl-C), the tree is killed at once."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
         self.generation += 1  # its exit is not news
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(self.grace + 2.0)
-            except Exception:  # subprocess.TimeoutExpired: the supervisor is stuck
-                from .proc import kill_trees
+            end = time.monotonic() + self.grace + 2.0
+            delay = 0.0005
+            while proc.poll() is None:
+                if (hurry is not None and hurry.is_set()) or time.monotonic() > end:
+                    # Asked to, or the supervisor is stuck: kill the tree now.
+                    from .proc import kill_trees
 
-                kill_trees([proc.pid], 0)
-                proc.wait()
+                    kill_trees([proc.pid], 0)
+                    proc.wait()
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+
+    def processes(self) -> int:
+        """How many processes of the supervised tree run (the supervisor not counted)."""
+        from .ptree import tree_of
+
+        if self.proc is None or self.proc.poll() is not None:
+            return 0
+        return len(tree_of([self.proc.pid]) - {self.proc.pid})
 
     def pid(self, wait: float = 0.5) -> int | None:
         """The pid of the supervised process (the supervisor's child), waiting up to
@@ -265,14 +294,15 @@ class WatchSession:
         opts: Any,
         project: Project,
         graph: Graph,
-        targets: list[str],
+        invocations: list[tuple[str, dict[str, Any]]],
         args: dict[str, dict[str, Any]],
         out: TextIO,
         err: TextIO,
     ) -> None:
         self.opts = opts
         self.project = project
-        self.targets = targets
+        self.invocations = invocations  # the tasks and the options given to each
+        self.targets = [name for name, _ in invocations]
         self.args = args
         self.out = out
         self.err = err
@@ -283,7 +313,8 @@ class WatchSession:
         self.clear = opts.clear or cfg["clear"]
         self.ignore = list(cfg["ignore"])
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self.scope = Scope(project, graph, targets, self.ignore)
+        self.scope = Scope(project, graph, self.targets, self.ignore)
+        self.tasksfile_source = self._read_tasksfile()  # what the tasks were loaded from
         self.known: dict[str, bytes | None] = {}  # path -> digest the last build saw
         self.known_dirs: set[str] = set()  # the directories those are in
         self.control_digest = self._control_digest()
@@ -294,6 +325,8 @@ class WatchSession:
         self.executor: Executor | None = None
         self.pending: list[str] = []  # changed during the build: build again after it
         self.last_build: float | None = None
+        self.signals = 0
+        self.hurry = threading.Event()  # set by a second Ctrl-C: kill, do not wait
         self._set_services()
 
     # ------------------------------------------------------------ lifecycle
@@ -304,13 +337,13 @@ class WatchSession:
             self._build(["(start)"])
             code = self._loop()
         finally:
-            restore()
             self._stop_watchers()
             if self.build_thread is not None and self.executor is not None:
                 self.executor.cancel()
                 self.build_thread.join()
             for s in self.services:
-                s.stop()
+                s.stop(self.hurry)
+            restore()  # last: a second Ctrl-C meanwhile must reach our handler
         return code
 
     def _loop(self) -> int:
@@ -318,7 +351,7 @@ class WatchSession:
             item = self.events.get()
             kind = item[0]
             if kind == "signal":
-                self._say("stopping")
+                self._say_stopping()
                 return 130
             if kind == "changes":
                 paths = set(item[1])
@@ -446,27 +479,39 @@ class WatchSession:
                 parts.append(b"")
         return digest(b"\0".join(parts))
 
+    def _read_tasksfile(self) -> bytes | None:
+        try:
+            with open(self.project.tasksfile, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
     def _reload(self) -> bool:
-        """Load the tasksfile again; on an error keep the old graph and say so."""
+        """Load the tasksfile again; on an error keep the old graph and say so. The
+        tasks' arguments are worked out again: the options given on the command line
+        over the new defaults."""
         from . import config as config_mod
+        from .cli import _task_args
         from .graph import Graph
         from .loader import load_tasks
 
         self.control_digest = self._control_digest()
+        source = self._read_tasksfile()
         try:
             self.project.config = config_mod.load(self.project.root)
-            tasks = load_tasks(self.project.tasksfile, self.project.root)
+            tasks = load_tasks(self.project.tasksfile, self.project.root, source=source)
             if self.project.plugins is not None:
                 tasks += self.project.plugins.add_tasks(self.project)
             graph = Graph(tasks)
             scope = Scope(self.project, graph, self.targets, self.ignore)
-            for name in scope.order:
-                self.args.setdefault(name, graph.tasks[name].default_args())
+            args = _task_args(graph, scope.order, self.invocations)
         except UserError as e:
             self._say(f"{e.message} — still watching with the tasks as they were", err=True)
             return False
         roots_moved = (scope.deep, scope.flat) != (self.scope.deep, self.scope.flat)
         self.scope = scope
+        self.args = args
+        self.tasksfile_source = source
         self._say("tasksfile reloaded")
         if roots_moved:
             self._stop_watchers()
@@ -529,8 +574,18 @@ class WatchSession:
         self.executor = executor
 
     def _remember_inputs(self, planner: Any) -> None:
-        """What the build saw of every input: the reference for the next events."""
-        for files in planner._inputs.values():
+        """What the build saw of every input: the reference for the next events. (A
+        task the snapshot of its last run found up to date was not looked at one by
+        one: its record says what its inputs are.)"""
+        from .fingerprint import FileSet
+
+        filesets = list(planner._inputs.values())
+        if planner._covered and planner.store is not None:
+            for rec in planner.store.records(list(planner._covered)).values():
+                found = FileSet.from_record(rec.get("inputs"))
+                if found is not None:
+                    filesets.append(found)
+        for files in filesets:
             for i, p in enumerate(files.paths):
                 self.known[p] = files.digests[32 * i : 32 * i + 32]
         dirs = set()
@@ -568,29 +623,22 @@ class WatchSession:
         for name in self.scope.services:
             import json
 
-            wanted.append(
-                (
-                    name,
-                    [
-                        "--task",
-                        name,
-                        "--tasksfile",
-                        self.project.tasksfile,
-                        "--root",
-                        self.project.root,
-                        "--args",
-                        json.dumps(self.args.get(name, {})),
-                    ],
-                )
-            )
+            argv = ["--task", name, "--tasksfile", self.project.tasksfile]
+            argv += ["--root", self.project.root, "--args", json.dumps(self.args.get(name, {}))]
+            if self.tasksfile_source is not None:
+                argv += ["--source", "-"]
+            wanted.append((name, argv))
+        sources = [None if argv[0] == "--" else self.tasksfile_source for _, argv in wanted]
         if [s.label for s in self.services] == [w[0] for w in wanted]:
-            for s, (_, argv) in zip(self.services, wanted, strict=True):
+            for s, (_, argv), source in zip(self.services, wanted, sources, strict=True):
                 s.argv[s.argv.index("--signal") + 2 :] = argv
+                s.source = source
             return
         for s in self.services:
             s.stop()
         self.services = [
-            Service(label, argv, self.grace, self.signal, self.events) for label, argv in wanted
+            Service(label, argv, self.grace, self.signal, self.events, source)
+            for (label, argv), source in zip(wanted, sources, strict=True)
         ]
 
     def _restart_services(self) -> None:
@@ -600,7 +648,10 @@ class WatchSession:
             s.start()
 
     def _status(self) -> None:
-        parts = [f"watching {len(self.known)} files"]
+        files = sum(1 for d in self.known.values() if d is not None)  # not the deleted
+        parts = [f"watching {files} file{'' if files == 1 else 's'}"]
+        if not files:
+            parts[0] += f" ({self._why_no_files()})"
         if self.last_build is not None:
             parts.append(f"last build {self.last_build:.2f} s")
         for s in self.services:
@@ -608,6 +659,30 @@ class WatchSession:
             if pid is not None:
                 parts.append(f"server pid {pid}")
         self._say(" · ".join(parts))
+
+    def _why_no_files(self) -> str:
+        """Why a build watches no input file: said once it is done."""
+        declared = [n for n in self.scope.order if self.scope.graph.tasks[n].inputs]
+        if not declared:
+            names = " and ".join(f"'{n}'" for n in self.targets)
+            deps = " or its deps" if len(self.scope.order) > len(self.targets) else ""
+            return (
+                f"no input declared: give {names}{deps} inputs=[...] to re-run on a change; "
+                "the tasksfile is watched"
+            )
+        patterns = ", ".join(p for n in declared for p in self.scope.graph.tasks[n].inputs)
+        return f"the inputs match no file yet: {patterns}"
+
+    def _say_stopping(self) -> None:
+        """The first Ctrl-C: what watch waits for, and how not to."""
+        n = sum(s.processes() for s in self.services)
+        if n:
+            self._say(
+                f"stopping: waiting up to {self.grace:g}s for {n} "
+                f"process{'' if n == 1 else 'es'} (Ctrl-C again to kill now)"
+            )
+        else:
+            self._say("stopping")
 
     def _say(self, text: str, err: bool = False) -> None:
         stream = self.err if err else self.out
@@ -672,6 +747,11 @@ class WatchSession:
 
     def _install_signal_handlers(self) -> Any:
         def handler(signum: int, frame: object) -> None:
+            self.signals += 1
+            if self.signals > 1:  # again: kill the server and the build, no grace
+                self.hurry.set()
+                if self.executor is not None:
+                    self.executor.cancel()
             self.events.put(("signal", signum))
 
         sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

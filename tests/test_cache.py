@@ -1527,3 +1527,114 @@ def test_outputs_reached_through_a_symlinked_directory_are_not_cached(project):
     assert "symbolic link (out)" in r.err and "not cached" in r.err, r
     ok(project, "build")
     assert runs(project, "build") == 2
+
+
+# ---------------------------------------------------- declared outputs, unmatched inputs
+
+def test_a_task_that_does_not_make_a_declared_output_fails_saying_which(project):
+    tasks(project, """
+        @task(inputs=["src/*.txt"], outputs=["dist/app.whl", "dist/app.txt"])
+        def never_makes():
+            ran("never-makes")
+            (ROOT / "dist").mkdir(exist_ok=True)
+            (ROOT / "dist" / "app.txt").write_text("made")
+    """)
+    project.write("src/a.txt", "a\n")
+    r = project.run("never-makes")
+    assert r.code == 1, r
+    assert "the task did not make its declared output dist/app.whl" in r.err
+    assert "app.txt" not in r.err.split("declared output", 1)[1].splitlines()[0]
+    assert planned(dry(project, "never-makes"), "never-makes")[0] == "run"
+    assert project.run("never-makes").code == 1
+    assert runs(project, "never-makes") == 2
+
+
+def test_an_output_pattern_that_matches_nothing_is_a_warning(project):
+    tasks(project, """
+        @task(inputs=["src/*.txt"], outputs=["dist/*.whl"])
+        def build():
+            ran("build")
+    """)
+    project.write("src/a.txt", "a\n")
+    r = ok(project, "build")
+    assert "warning: task 'build': output pattern 'dist/*.whl' matched no file" in r.err
+
+
+UNMATCHED = """
+    @task(inputs=["scr/*.py", "pyproject.toml"])
+    def lint():
+        ran("lint")
+"""
+
+
+def test_an_input_pattern_that_matches_nothing_is_warned_about_on_every_run(project):
+    tasks(project, UNMATCHED)
+    project.write("src/a.py", "A = 1\n")
+    project.write("pyproject.toml", "[project]\nname = 'x'\n")
+    for _ in range(3):  # the first run, then runs that find it up to date
+        r = ok(project, "lint")
+        warnings = [line for line in r.err.splitlines() if "warning" in line]
+        assert warnings == ["runner: warning: task 'lint': input pattern 'scr/*.py' matches no "
+                            "file"], r.err
+    assert runs(project, "lint") == 1
+
+
+def test_task_help_shows_how_many_files_each_input_pattern_matches(project):
+    tasks(project, UNMATCHED)
+    project.write("pyproject.toml", "[project]\nname = 'x'\n")
+    r = ok(project, "lint", "--help")
+    assert "inputs: scr/*.py (no file), pyproject.toml (1 file)" in r.out
+
+
+# ---------------------------------------------------------------- why, after a failure
+
+def test_after_a_failed_run_with_no_edit_dry_run_says_the_last_run_failed(project):
+    tasks(project, FAILING)
+    project.write("src/a.txt", "good\n")
+    ok(project, "build")
+    project.write("src/a.txt", "bad\n")
+    assert planned(dry(project, "build"), "build") == ("run", "input src/a.txt changed")
+    assert project.run("build").code == 1
+    assert planned(dry(project, "build"), "build") == ("run", "the last run failed")
+    r = project.run("-v", "build")
+    assert "> build: the last run failed" in r.out
+
+
+def test_a_task_that_only_ever_failed_says_what_changed_since(project):
+    tasks(project, FAILING)
+    project.write("src/a.txt", "bad\n")
+    assert project.run("build").code == 1
+    assert planned(dry(project, "build"), "build") == ("run", "the last run failed")
+    project.write("src/b.txt", "b\n")
+    assert planned(dry(project, "build"), "build") == ("run", "new file src/b.txt")
+    edit = project.read("tasksfile.py").replace('"half done"', '"half way"')
+    project.write("tasksfile.py", edit)
+    assert planned(dry(project, "build"), "build") == (
+        "run", "the task's code or definition changed; new file src/b.txt")
+
+
+# ---------------------------------------------------------------- bounded reasons
+
+MANY_OUTPUTS = """
+    @task(inputs=["src/*.txt"], outputs=["out/*.txt"])
+    def many():
+        ran("many")
+        (ROOT / "out").mkdir(exist_ok=True)
+        for i in range(59):
+            (ROOT / "out" / f"f{i:02d}.txt").write_text(str(i))
+"""
+
+
+def test_a_reason_names_the_first_few_and_counts_the_rest(project):
+    tasks(project, MANY_OUTPUTS)
+    project.write("src/a.txt", "a\n")
+    ok(project, "many")
+    shutil.rmtree(project.root / "out")
+    action, reason = planned(dry(project, "many"), "many")
+    assert action == "restore"
+    assert reason == ("output out/f00.txt missing (restorable); output out/f01.txt missing "
+                      "(restorable); output out/f02.txt missing (restorable); and 56 more")
+    listed = dry(project, "-v", "many").out
+    assert all(f"output out/f{i:02d}.txt missing (restorable)" in listed for i in range(59))
+    r = ok(project, "many")
+    assert r.output.count("and 56 more") == 1, r.output  # said once, not in the summary too

@@ -70,6 +70,44 @@ def test_help_prints_usage_and_the_global_options(project, flag):
         assert option in r.out, option
 
 
+SUBCOMMANDS = ["graph", "hash", "watch", "history", "init", "ci", "ci github", "cache",
+               "cache info", "cache clean", "cache prune"]
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_help_prints_its_usage_and_does_nothing_else(project, command, flag):
+    project.tasksfile(READ_ONLY_TASKS)
+    project.write("helpers.py", 'VALUE = "built"\n')
+    project.write("src/main.py", "print('hi')\n")
+    assert project.run("build").code == 0  # a cache for `cache clean` to leave alone
+    before = tree(project.root)
+    r = project.run(*command.split(), flag, timeout=30)
+    assert r.code == 0, r
+    assert r.out.startswith(f"usage: runner {command}"), r.out
+    assert r.err == ""
+    assert tree(project.root) == before
+    assert "1 cached" in project.run("build").out  # the cache is still there
+
+
+@pytest.mark.parametrize("command", ["cache clean", "init", "graph", "watch"])
+def test_subcommand_help_works_without_a_tasksfile(project, command):
+    r = project.run(*command.split(), "--help", timeout=30)
+    assert r.code == 0, r
+    assert r.out.startswith(f"usage: runner {command}")
+    assert list(project.root.iterdir()) == []
+
+
+def test_help_before_a_subcommand_is_its_help(project):
+    project.tasksfile(READ_ONLY_TASKS)
+    project.write("helpers.py", 'VALUE = "built"\n')
+    assert project.run("build").code == 0
+    before = tree(project.root)
+    r = project.run("--help", "cache", "clean")
+    assert r.code == 0 and r.out.startswith("usage: runner cache clean"), r
+    assert tree(project.root) == before
+
+
 # ---------------------------------------------------------------- --list
 
 def test_list_shows_the_tasks_sorted_by_name_with_namespaces_after(project):
@@ -218,6 +256,72 @@ def test_unknown_global_option_is_exit_2_with_did_you_mean(project):
     assert "Traceback" not in r.err
 
 
+SCOPES = """
+    @task
+    def test(k: str = "", verbose: bool = False):
+        print(f"test k={k}")
+
+    @task(deps=[test])
+    def check():
+        pass
+"""
+
+
+def test_a_typo_after_a_task_is_matched_against_that_tasks_options_first(project):
+    project.tasksfile(SCOPES)
+    r = project.run("test", "--verbos")
+    assert r.code == 2, r
+    assert "did you mean '--verbose', an option of task 'test'?" in r.err
+
+
+def test_a_long_option_after_a_task_is_not_matched_to_a_short_global_one(project):
+    project.tasksfile(SCOPES)
+    r = project.run("check", "--k=x")
+    assert r.code == 2, r
+    assert "-k" not in r.err.replace("--k", "")  # not keep-going
+    assert "--k is an option of task 'test'" in r.err
+
+
+def test_a_word_far_from_the_tasks_options_suggests_no_global_option(project):
+    project.tasksfile(SCOPES)
+    r = project.run("test", "--nope")
+    assert r.code == 2, r
+    assert "unknown option --nope for task 'test'" in r.err
+    assert "--no-cache" not in r.err
+
+
+def test_a_global_option_suggested_after_a_task_says_it_is_runners(project):
+    project.tasksfile(SCOPES)
+    r = project.run("test", "--keep-goign")
+    assert r.code == 2, r
+    assert "did you mean '--keep-going', an option of runner itself?" in r.err
+
+
+def test_a_task_name_spelled_with_underscores_runs_the_task(project):
+    project.tasksfile("""
+        @task
+        def never_makes():
+            print("made nothing")
+    """)
+    r = project.run("never_makes")
+    assert r.code == 0, r
+    assert "made nothing" in r.out
+    assert "made nothing" in project.run("never-makes").out
+
+
+@pytest.mark.parametrize("how", ["-j", "RUNNER_JOBS"])
+@pytest.mark.parametrize("value", ["0", "-1", "x"])
+def test_jobs_below_one_is_refused_the_same_way_by_flag_and_environment(project, how, value):
+    project.tasksfile(SCOPES)
+    if how == "-j":
+        r = project.run("-j", value, "test")
+    else:
+        r = project.run("test", env=clean_env(RUNNER_JOBS=value))
+    assert r.code == 2, r
+    assert "whole number >= 1" in r.err
+    assert "test k=" not in r.out
+
+
 def test_bad_log_format_is_exit_2(project):
     project.tasksfile(LISTED)
     r = project.run("--log-format", "xml", "build")
@@ -293,6 +397,46 @@ def test_init_writes_a_tasksfile_that_lists_and_runs(project):
     assert task_lines(listed.out)
     ran = project.run()
     assert ran.code == 0, ran
+
+
+def test_init_in_an_empty_directory_writes_tasks_that_pass_there(project):
+    assert project.run("init").code == 0
+    for args in ([], ["check"], ["hello"]):
+        r = project.run(*args)
+        assert r.code == 0, (args, r)
+    assert "hello, world" in project.run("hello").out
+
+
+def test_init_in_a_project_uses_its_sources_tests_and_tools(project):
+    project.write("pyproject.toml", """
+        [project]
+        name = "pkg"
+        version = "0"
+
+        [tool.ruff]
+        line-length = 100
+
+        [tool.mypy]
+        strict = true
+
+        [tool.pytest.ini_options]
+        pythonpath = ["src"]
+    """)
+    project.write("src/pkg/__init__.py", "def add(a: int, b: int) -> int:\n    return a + b\n")
+    project.write("tests/test_add.py",
+                  "from pkg import add\n\n\ndef test_add() -> None:\n    assert add(1, 2) == 3\n")
+    r = project.run("init")
+    assert r.code == 0, r
+    listed = project.run("--list", "--json")
+    tasks = {t["name"]: t for t in json.loads(listed.out)["tasks"]}
+    assert set(tasks) == {"test", "lint", "typecheck", "check"}
+    assert json.loads(listed.out)["default"] == "check"
+    assert set(tasks["check"]["deps"]) == {"test", "lint", "typecheck"}
+    assert "src/**/*.py" in tasks["test"]["inputs"] and "tests/**/*.py" in tasks["test"]["inputs"]
+    run = project.run("check", timeout=180)
+    assert run.code == 0, run
+    assert "1 passed" in run.out
+    assert "3 cached" in project.run("check", timeout=60).out
 
 
 def test_init_creates_a_gitignore_with_the_state_dir(project):

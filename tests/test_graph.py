@@ -63,6 +63,46 @@ def test_unknown_dep_is_exit_2_naming_both_tasks_with_did_you_mean(project):
     assert not (project.root / "built.txt").exists()
 
 
+UNKNOWN_DEP = """
+    @task
+    def build():
+        pass
+
+    @task
+    def other():
+        open("other.txt", "w").write("x")
+
+    @task(deps=["biuld"])
+    def test():
+        pass
+"""
+
+
+@pytest.mark.parametrize("args", [["--list"], ["other"], ["graph"]], ids=" ".join)
+def test_unknown_dep_is_reported_when_the_tasksfile_loads_naming_its_line(project, args):
+    project.tasksfile(UNKNOWN_DEP)
+    r = project.run(*args)
+    assert r.code == 2, r
+    assert "tasksfile.py:11: task 'test' depends on unknown task 'biuld'" in r.err
+    assert "did you mean 'build'" in r.err
+    assert "Traceback" not in r.err
+    assert not (project.root / "other.txt").exists()
+
+
+def test_a_dep_named_with_underscores_finds_the_dashed_task(project):
+    project.tasksfile("""
+        @task
+        def make_docs():
+            open("docs.txt", "w").write("x")
+
+        @task(deps=["make_docs"])
+        def ship():
+            pass
+    """)
+    assert project.run("ship").code == 0
+    assert (project.root / "docs.txt").exists()
+
+
 def test_cycle_is_exit_2_printed_as_the_cycle(project):
     project.tasksfile("""
         @task(deps=["b"])

@@ -10,12 +10,13 @@ Every process a test starts carries a unique marker (a sleep duration such as
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 
 import pytest
-from conftest import clean_env, no_process_left, poll, processes_with_arg, stop
+from conftest import LineReader, clean_env, no_process_left, poll, processes_with_arg, stop
 
 
 def start_and_wait(project, *args, markers, env=None):
@@ -182,6 +183,27 @@ def test_a_second_interrupt_kills_at_once(project, marker):
         proc.send_signal(signal.SIGINT)
         code, out, err = finish(proc, timeout=30)
         assert code == 130, (out, err)
+        assert no_process_left(name)
+    finally:
+        stop(proc)
+
+
+def test_the_first_interrupt_says_what_runner_waits_for_and_how_not_to(project, marker):
+    project.write("pyproject.toml", """
+        [tool.runner]
+        kill_timeout = 600
+    """)
+    name = stubborn_project(project, marker, IGNORES_TERM)
+    proc = start_stubborn(project, name)
+    try:
+        proc.send_signal(signal.SIGINT)
+        reader = LineReader(proc.stderr)
+        line = reader.wait_for(lambda text: text.startswith("stopping:"), timeout=20)
+        assert re.fullmatch(r"stopping: waiting up to 600s for \d+ process(es)? "
+                            r"\(Ctrl-C again to kill now\)\n", line), line
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
         assert no_process_left(name)
     finally:
         stop(proc)

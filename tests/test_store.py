@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -443,6 +444,29 @@ def test_a_second_runner_waits_for_the_task_then_takes_its_result_from_the_cache
     assert project.read("out/slow.txt") == "slow output"
 
 
+def test_a_waiting_runner_says_once_which_task_it_waits_for(project):
+    held_task(project)
+    first = project.popen("slow")
+    second = None
+    try:
+        assert poll(lambda: runs(project) or first.poll() is not None, 30), "never started"
+        second = project.popen("slow")
+        said: list[str] = []
+        reader = threading.Thread(target=lambda: [said.append(x) for x in second.stderr])
+        reader.start()
+        assert poll(lambda: any("another runner" in x for x in said), 30), said
+        (project.root / "release").write_text("")
+        assert finish(first)[0] == 0
+        assert second.wait(timeout=30) == 0
+        reader.join(timeout=10)
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+    assert [x for x in said if "another runner" in x] == [
+        "slow: waiting for another runner, which is running it\n"], said
+
+
 def test_when_the_task_fails_in_one_runner_the_waiting_runner_runs_it_after(project):
     held_task(project)
     first, second = second_runner_waiting(project, first_env=clean_env(FAIL_SLOW="1"))
@@ -805,6 +829,67 @@ def test_cache_prune_removes_the_least_recently_used_entries_first(project):
     assert r.code == 0, r
     assert ran(project) == ["older", "newer", "newer"]
     assert project.read("out/older.txt") == expected_output(project, "older", 1000)
+
+
+def test_cache_prune_to_a_size_keeps_whole_entries_that_still_restore(project):
+    kib = 1 << 10
+    cached_tasks(project, ["a", "b", "c"], size=600 * kib)
+    for name in ("a", "b", "c"):  # used in this order: `a` is the least recent
+        assert project.run(name).code == 0
+    r = project.run("cache", "prune", "--max-size", "1M")
+    assert r.code == 0, r
+    assert "pruned 2 cache entries" in r.out
+    info = cache_info(project)
+    assert info["entries"] == 1 and info["blobs"] == 1, info
+    assert 600 * kib <= info["blob_bytes"] <= 1 << 20, info
+    shutil.rmtree(project.root / "out")
+    plan = project.run("-n", "a", "b", "c")
+    assert "incomplete" not in plan.out, plan.out
+    assert re.search(r"run +a +its cache entry was pruned", plan.out), plan.out
+    assert re.search(r"run +b +its cache entry was pruned", plan.out), plan.out
+    assert re.search(r"restore +c ", plan.out), plan.out
+    r = project.run("a", "b", "c")
+    assert r.code == 0, r
+    assert ran(project)[:3] == ["a", "b", "c"] and sorted(ran(project)[3:]) == ["a", "b"]
+    assert project.read("out/c.txt") == expected_output(project, "c", 600 * kib)
+
+
+def test_a_task_whose_entry_was_pruned_runs_again_even_with_its_outputs_in_place(project):
+    cached_tasks(project, ["a"], size=2 << 20)
+    assert project.run("a").code == 0
+    assert "pruned 1 cache entry" in project.run("cache", "prune", "--max-size", "1M").out
+    r = project.run("-v", "a")
+    assert r.code == 0, r
+    assert "its cache entry was pruned" in r.out
+    assert ran(project) == ["a", "a"]
+    assert cache_info(project)["entries"] == 1  # stored anew
+    assert "1 cached" in project.run("a").out
+
+
+def test_cache_prune_drops_an_entry_whose_blob_is_gone(project):
+    cached_tasks(project, ["a", "b"], size=1000)
+    assert project.run("a", "b").code == 0
+    [blob] = [p for p in blobs(project.root / ".runner")
+              if p.read_bytes() == expected_output(project, "a", 1000).encode()]
+    blob.unlink()
+    r = project.run("cache", "prune", "--max-size", "1G")
+    assert r.code == 0, r
+    assert "pruned 1 cache entry" in r.out
+    assert sql(state_db(project), "SELECT task FROM entries") == [("b",)]
+
+
+def test_cache_clean_keeps_the_run_history(project):
+    cached_tasks(project, ["a"])
+    assert project.run("a").code == 0
+    before = project.run("history").out
+    r = project.run("cache", "clean")
+    assert r.code == 0, r
+    assert "history is kept" in r.out
+    assert project.run("history").out == before
+    assert "a" in before and "no runs" not in before
+    assert (cache_info(project)["entries"], cache_info(project)["blobs"]) == (0, 0)
+    assert project.run("a").code == 0
+    assert ran(project) == ["a", "a"]
 
 
 @pytest.mark.parametrize("option, value", [

@@ -807,3 +807,118 @@ def test_without_clear_the_screen_is_not_wiped(project):
         assert "\x1b[2J" not in term.text
     finally:
         assert term.close() == 130
+
+
+# ---------------------------------------------------------------- services and reloads
+
+
+def serve_tasks(m: str, signature: str = "", command: str = "") -> str:
+    """BUILD, and a service task `serve` that depends on it."""
+    command = command or f"echo $$ >> server.log; exec sleep {m}"
+    return BUILD + f'''
+
+@task(deps=[build], service=True)
+def serve({signature}):
+    """The dev server."""
+    sh(f"{command}")
+'''
+
+
+def test_a_service_restarts_from_the_tasks_watch_uses_while_the_tasksfile_is_broken(
+    project, marker
+):
+    m = marker()
+    tasks = serve_tasks(m)
+    app(project, tasks)
+    with Watching(project, "serve") as w:
+        w.ready("", "src")
+        wait_for_starts(project, 1)
+        project.tasksfile(tasks + "\ndef broken(:\n")
+        w.wait_for("still watching with the tasks as they were")
+        project.write("src/app.py", "v1\n")
+        _, second = wait_for_starts(project, 2)
+        assert poll(lambda: processes_with_arg(m) == [second]), w.output
+        assert not w.lines_with("exited with code"), w.output
+        assert builds(project) == ["v0", "v1"]
+        assert w.interrupt() == 130
+    assert no_process_left(m)
+
+
+@pytest.mark.parametrize("given", [[], ["--port=7000"]], ids=["default", "given"])
+def test_a_reloaded_tasksfile_gives_a_service_its_new_option_defaults(project, marker, given):
+    m = marker()
+    tasks = serve_tasks(m, "port: int = 5055", f"echo {{port}} >> ports.log; exec sleep {m}")
+    app(project, tasks)
+    first = given[0].split("=")[1] if given else "5055"
+    with Watching(project, "serve", *given) as w:
+        w.ready("", "src")
+        assert poll(lambda: lines(project, "ports.log") == [first]), w.output
+        project.tasksfile(tasks.replace("5055", "5056"))
+        second = given[0].split("=")[1] if given else "5056"
+        assert poll(lambda: lines(project, "ports.log") == [first, second]), w.output
+        assert poll(lambda: len(processes_with_arg(m)) == 1)
+        assert w.interrupt() == 130
+    assert no_process_left(m)
+
+
+# ---------------------------------------------------------------- the status line
+
+
+def last_status(w: Watching) -> str:
+    return w.lines_with("[watch] watching")[-1]
+
+
+def test_the_status_counts_the_files_watched_now_in_words_that_agree(project):
+    app(project)
+    project.write("src/a.py", "a\n")
+    project.write("src/b.py", "b\n")
+    with Watching(project, "build") as w:
+        w.ready("", "src")
+        assert last_status(w).startswith("[watch] watching 3 files · "), w.output
+        (project.root / "src/a.py").unlink()
+        w.wait_for("[watch] watching", count=2)
+        assert last_status(w).startswith("[watch] watching 2 files · "), w.output
+        (project.root / "src/b.py").unlink()
+        w.wait_for("[watch] watching", count=3)
+        assert last_status(w).startswith("[watch] watching 1 file · "), w.output
+        assert w.interrupt() == 130
+
+
+def test_watching_a_task_without_inputs_says_why_no_file_is_watched(project):
+    project.tasksfile("""
+        @task
+        def hello():
+            print("hi")
+    """)
+    with Watching(project, "hello") as w:
+        w.wait_for("[watch] watching")
+        assert last_status(w).startswith(
+            "[watch] watching 0 files (no input declared: give 'hello' inputs=[...]"), w.output
+        assert w.interrupt() == 130
+
+
+def test_watching_inputs_that_match_nothing_says_so(project):
+    project.tasksfile("""
+        @task(inputs=["scr/*.py"])
+        def build():
+            pass
+    """)
+    with Watching(project, "build") as w:
+        w.wait_for("[watch] watching")
+        assert "watching 0 files (the inputs match no file yet: scr/*.py)" in last_status(w)
+        assert w.interrupt() == 130
+
+
+def test_ctrl_c_says_what_watch_waits_for_and_a_second_one_kills_at_once(project, marker):
+    m = marker()
+    project.write("pyproject.toml", "[tool.runner.watch]\nkill_timeout = 60\n")
+    app(project)
+    with Watching(project, "build", "--run", server(m, before='trap "" TERM; ')) as w:
+        w.ready("", "src")
+        wait_for_starts(project, 1)
+        w.proc.send_signal(signal.SIGINT)
+        w.wait_for("[watch] stopping: waiting up to 60s for 1 process (Ctrl-C again to kill now)")
+        assert w.proc.poll() is None and processes_with_arg(m)  # it waits, as it said
+        w.proc.send_signal(signal.SIGINT)
+        assert w.proc.wait(timeout=20) == 130
+    assert no_process_left(m)
