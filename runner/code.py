@@ -42,14 +42,29 @@ if TYPE_CHECKING:
 
 class _Walk:
     """One digest as it is taken: the hash it feeds, the code objects and classes
-    already taken (each once; no loops) and, when asked for, the project's files it
-    read."""
+    already taken (each once; no loops), when asked for, the project's files it read,
+    and whether the functions and classes it meets are taken as digested once per run
+    (`shared`: only a task's own walk; inside one of those digests everything is taken
+    in place, so that each is the same whichever task met it first)."""
 
-    __slots__ = ("h", "seen", "files")
+    __slots__ = ("h", "seen", "files", "shared")
 
-    def __init__(self, h: Any, seen: set[int], files: set[str] | None) -> None:
+    def __init__(self, h: Any, seen: set[int], files: set[str] | None, shared: bool) -> None:
         self.h = h
         self.seen = seen
+        self.files = files
+        self.shared = shared
+
+
+class _Taken:
+    """A function or class of the project, digested on its own: what it counts as and
+    the project's files that took in."""
+
+    __slots__ = ("obj", "digest", "files")
+
+    def __init__(self, obj: Any, digest_: bytes, files: frozenset[str]) -> None:
+        self.obj = obj  # kept, so that its id is not reused while this is remembered
+        self.digest = digest_
         self.files = files
 
 
@@ -75,6 +90,7 @@ class CodeDigest:
         self._closures: dict[str, _Closure | None] = {}
         self._edges: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # file, imports
         self._library: dict[int, tuple[Any, bytes]] = {}  # id -> (object, what it counts as)
+        self._taken: dict[int, _Taken] = {}
 
     def of_task(self, task: Task) -> bytes:
         return self._walk(task, None)
@@ -96,7 +112,7 @@ class CodeDigest:
         return found
 
     def _walk(self, task: Task, files: set[str] | None) -> bytes:
-        w = _Walk(blake3.blake3(), set(), files)
+        w = _Walk(blake3.blake3(), set(), files, shared=True)
         self._function(task.fn, w)
         spec = (task.deps, task.inputs, task.outputs, task.env, task.cache, task.service)
         w.h.update(repr(spec).encode())
@@ -185,6 +201,13 @@ class CodeDigest:
     # ------------------------------------------------------------ values
     def _value(self, v: Any, w: _Walk) -> None:
         h = w.h
+        t = type(v)
+        if t in _SCALARS:
+            h.update(_canon(v).encode())
+            return
+        if t in _CONTAINERS:
+            h.update(self._canon(v, w).encode())
+            return
         known = self._library.get(id(v))
         if known is not None and known[0] is v:
             h.update(known[1])  # a library function, named before in this run
@@ -192,12 +215,14 @@ class CodeDigest:
         if type(v).__name__ == "Task" and hasattr(v, "fn"):
             v = v.fn
         if isinstance(v, types.FunctionType):
-            if self.local(v.__code__.co_filename):
-                self._function(v, w)
-            else:
+            if not self.local(v.__code__.co_filename):
                 name = f"fn:{v.__module__}.{v.__qualname__}".encode()
                 self._library[id(v)] = (v, name)
                 h.update(name)
+            elif w.shared:
+                self._once(v, w, self._function)
+            else:
+                self._function(v, w)
         elif isinstance(v, types.ModuleType):
             h.update(f"module:{v.__name__}".encode())
             if self.local(getattr(v, "__file__", None)):
@@ -207,13 +232,13 @@ class CodeDigest:
                     if w.files is not None:
                         w.files.update(closure.files)
         elif isinstance(v, type):
-            self._class(v, w)
+            self._class_value(v, w)
         elif isinstance(v, _BUILTINS):
             h.update(f"builtin:{getattr(v, '__module__', None)}.{v.__qualname__}".encode())
         elif isinstance(v, types.MethodType):
             h.update(b"method:")
             self._value(v.__func__, w)
-            self._class(type(v.__self__), w)
+            self._class_value(type(v.__self__), w)
         elif _wrapped(v) is not None:
             # A decorated function (functools.wraps, lru_cache ...): the code it wraps.
             h.update(f"wrapper:{type(v).__qualname__}".encode())
@@ -226,7 +251,26 @@ class CodeDigest:
         else:
             h.update(self._canon(v, w).encode())
             if self._class_is_local(type(v)):
-                self._class(type(v), w)  # an object of a project class: its class's code
+                self._class_value(type(v), w)  # an object of a project class: its code
+
+    def _once(self, v: Any, w: _Walk, take: Callable[[Any, _Walk], None]) -> None:
+        """A function or class of the project, as digested on its own once per run:
+        the tasks of a tasksfile share their helpers."""
+        found = self._taken.get(id(v))
+        if found is None or found.obj is not v:
+            sub = _Walk(blake3.blake3(), set(), set(), shared=False)
+            take(v, sub)
+            found = _Taken(v, sub.h.digest(), frozenset(sub.files or ()))
+            self._taken[id(v)] = found
+        w.h.update(found.digest)
+        if w.files is not None:
+            w.files.update(found.files)
+
+    def _class_value(self, cls: type, w: _Walk) -> None:
+        if w.shared and self._class_is_local(cls):
+            self._once(cls, w, self._class)
+        else:
+            self._class(cls, w)
 
     def _class(self, cls: type, w: _Walk) -> None:
         """A class: its name; for a class of the project, also the functions and
@@ -250,7 +294,7 @@ class CodeDigest:
                 self._value(attr, w)
         for base in cls.__bases__:
             if base is not object:
-                self._class(base, w)
+                self._class_value(base, w)
 
     def _class_is_local(self, cls: type) -> bool:
         module = sys.modules.get(getattr(cls, "__module__", None) or "")
@@ -260,10 +304,12 @@ class CodeDigest:
         """`_canon(v)`, with the functions, classes and modules a constant holds taken
         as code. Each is taken on its own, from what was taken before the constant: the
         order of a set of functions (by their addresses) must not matter."""
-        before = set(w.seen)
+        before: set[int] = set()
 
         def code_of(x: Any) -> str:
-            sub = _Walk(blake3.blake3(), set(before), w.files)
+            if not before:
+                before.update(w.seen)  # w.seen is not changed while the constant is read
+            sub = _Walk(blake3.blake3(), set(before), w.files, w.shared)
             self._value(x, sub)
             return "code:" + sub.h.hexdigest()
 
@@ -402,6 +448,8 @@ def _is_code(v: Any) -> bool:
 
 
 _NO_DEFAULTS = b"tuple(None,None)"  # what _canon((None, None)) is
+_SCALARS = frozenset((str, int, float, bool, type(None), bytes, complex))
+_CONTAINERS = frozenset((tuple, list, dict, set, frozenset))
 
 
 def _canon(v: Any, depth: int = 0, code: Callable[[Any], str] | None = None) -> str:

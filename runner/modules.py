@@ -91,31 +91,53 @@ def imported_modules(code: Any, package: str | None, *, nested: bool = False) ->
 
 
 def _read_imports(code: Any, raw: bytes, package: str | None, found: list[str]) -> None:
+    """The imports of one code object: each IMPORT_NAME is found with bytes.find (the
+    opcode bytes are the even ones), and the two values loaded before it are its level
+    (0: absolute) and its fromlist."""
     ops = import_opcodes()
-    consts = code.co_consts
-    # The two values before IMPORT_NAME are its level (0: absolute) and its fromlist.
-    level: Any = None
-    fromlist: Any = None
-    ext = 0
-    for i in range(0, len(raw), 2):
-        op = raw[i]
-        arg = raw[i + 1] | ext
-        if op == ops.extended_arg:
-            ext = arg << 8
-            continue
-        ext = 0
-        if op == ops.cache:
-            continue
-        if op == ops.import_name:
-            _add_import(code.co_names[arg], level, fromlist, package, found)
-            value: Any = None
-        elif op == ops.load_const:
-            value = consts[arg]
-        elif op == ops.load_small_int:
-            value = arg
-        else:
-            value = None
-        level, fromlist = fromlist, value
+    opcodes, args = raw[::2], raw[1::2]
+    j = opcodes.find(ops.import_name)
+    while j >= 0:
+        fromlist_at = _before(opcodes, j, ops)
+        level_at = _before(opcodes, fromlist_at, ops)
+        name = code.co_names[_arg(opcodes, args, j, ops)]
+        level = _loaded(code, opcodes, args, level_at, ops)
+        fromlist = _loaded(code, opcodes, args, fromlist_at, ops)
+        _add_import(name, level, fromlist, package, found)
+        j = opcodes.find(ops.import_name, j + 1)
+
+
+def _arg(opcodes: bytes, args: bytes, j: int, ops: Opcodes) -> int:
+    """The argument of instruction j, with the EXTENDED_ARG prefixes before it."""
+    arg, shift, k = args[j], 8, j - 1
+    while k >= 0 and opcodes[k] == ops.extended_arg:
+        arg |= args[k] << shift
+        shift += 8
+        k -= 1
+    return arg
+
+
+def _before(opcodes: bytes, j: int, ops: Opcodes) -> int:
+    """The instruction before instruction j (-1 if none): past j's EXTENDED_ARG
+    prefixes and the inline cache entries that follow the one before."""
+    k = j - 1
+    while k >= 0 and opcodes[k] == ops.extended_arg:
+        k -= 1
+    while k >= 0 and opcodes[k] == ops.cache:
+        k -= 1
+    return k
+
+
+def _loaded(code: Any, opcodes: bytes, args: bytes, k: int, ops: Opcodes) -> Any:
+    """The constant instruction k loads (None if it loads none)."""
+    if k < 0:
+        return None
+    op = opcodes[k]
+    if op == ops.load_const:
+        return code.co_consts[_arg(opcodes, args, k, ops)]
+    if op == ops.load_small_int:
+        return _arg(opcodes, args, k, ops)
+    return None
 
 
 def _add_import(
