@@ -11,10 +11,11 @@ again", says the same):
   of the project by the functions and constants of its class body and of its local base
   classes; an object of a project class by that class; a function or class held in a
   constant (`HANDLERS = {"x": upper}`) as itself;
-- the modules its code imports, at the top of a file or inside a function: a local
-  module by its source and the sources of the local modules it imports (at its top or
-  inside its functions), transitively, and by what the task's code reads from it
-  (`helpers.suffix` as the function it is);
+- the local modules it uses: one read as a global name by its source and the sources
+  of the local modules it imports, transitively, and by what the task's code reads
+  from it (`helpers.suffix` as the function it is); one the code imports (in the
+  task's body, in a helper) by its source and those of the local modules its compiled
+  code imports, transitively, loaded or not;
 - code outside the project (the standard library, installed packages, a virtual
   environment) by name only: an upgrade of a tool is not a change of the task.
 
@@ -87,8 +88,9 @@ class CodeDigest:
         self.project = modules.ProjectFiles(root)
         self.local = self.project.local
         self._finder = modules.Finder()
-        self._closures: dict[str, _Closure | None] = {}
-        self._edges: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # file, imports
+        # By (module name, read from its compiled code rather than its namespace):
+        self._closures: dict[tuple[str, bool], _Closure | None] = {}
+        self._edges: dict[tuple[str, bool], tuple[str | None, tuple[str, ...]]] = {}
         self._library: dict[int, tuple[Any, bytes]] = {}  # id -> (object, what it counts as)
         self._taken: dict[int, _Taken] = {}
 
@@ -163,18 +165,16 @@ class CodeDigest:
                     self._attributes(value, names, w)
         if modules.may_import(raw):
             for name in modules.imported_modules(code, g.get("__package__")):
-                self._import(name, names, w)
+                self._import(name, w)
 
-    def _import(self, name: str, names: tuple[str, ...], w: _Walk) -> None:
-        """A module the code imports: as a module value if it is loaded; if not, by the
-        sources it would load (found and read, not run)."""
+    def _import(self, name: str, w: _Walk) -> None:
+        """A module the code imports: by name, and a local one by its source and the
+        sources of the local modules its compiled code imports, transitively (read as
+        the import would find them, never run). Whether it is loaded already (by the
+        tasksfile, by runner itself, by an earlier build of `runner watch`) makes no
+        difference."""
         w.h.update(b"import:" + name.encode())
-        loaded = sys.modules.get(name)
-        if loaded is not None:
-            self._value(loaded, w)
-            self._attributes(loaded, names, w)
-            return
-        closure = self._closure(name)
+        closure = self._closure(name, by_code=True)
         if closure is not None:
             w.h.update(closure.digest)
             if w.files is not None:
@@ -226,7 +226,7 @@ class CodeDigest:
         elif isinstance(v, types.ModuleType):
             h.update(f"module:{v.__name__}".encode())
             if self.local(getattr(v, "__file__", None)):
-                closure = self._closure(v.__name__, v)
+                closure = self._closure(v.__name__, v, by_code=False)
                 if closure is not None:
                     h.update(closure.digest)
                     if w.files is not None:
@@ -316,13 +316,18 @@ class CodeDigest:
         return _canon(v, 0, code_of)
 
     # ------------------------------------------------------------ modules
-    def _closure(self, name: str, module: types.ModuleType | None = None) -> _Closure | None:
-        """The sources of a local module and of every local module it imports (at its
-        top, or inside its functions and methods), transitively: a task that uses
-        `helpers` depends on all of that. None for a module that is not the project's
-        or is nowhere. Computed once per module per run."""
-        if name in self._closures:
-            return self._closures[name]
+    def _closure(
+        self, name: str, module: types.ModuleType | None = None, *, by_code: bool
+    ) -> _Closure | None:
+        """The sources of a local module and of every local module it imports, at its
+        top or inside its functions, transitively: a task that uses `helpers` depends
+        on all of that. `by_code`: each module's imports read from its compiled code;
+        otherwise, for a loaded module, from its namespace and its functions (no file
+        read but its source). None for a module that is not the project's or is
+        nowhere. Computed once per module per run."""
+        key = (name, by_code)
+        if key in self._closures:
+            return self._closures[key]
         files: dict[str, bytes] = {}
         stack = [name]
         visited: set[str] = set()
@@ -331,7 +336,7 @@ class CodeDigest:
             if n in visited:
                 continue
             visited.add(n)
-            path, imports = self._module_edges(n, module if n == name else None)
+            path, imports = self._module_edges(n, module if n == name else None, by_code)
             if path is None or path in files:
                 continue
             try:
@@ -342,19 +347,20 @@ class CodeDigest:
         found = None
         if files:
             found = _Closure(digest(repr(sorted(files.items())).encode()), frozenset(files))
-        self._closures[name] = found
+        self._closures[key] = found
         return found
 
     def _module_edges(
-        self, name: str, module: types.ModuleType | None
+        self, name: str, module: types.ModuleType | None, by_code: bool
     ) -> tuple[str | None, tuple[str, ...]]:
         """A module's file (None if it is not the project's) and the modules it
         imports."""
-        known = self._edges.get(name)
+        loaded = None if by_code else module if module is not None else sys.modules.get(name)
+        key = (name, loaded is None)
+        known = self._edges.get(key)
         if known is None:
-            loaded = module if module is not None else sys.modules.get(name)
-            known = self._unloaded_edges(name) if loaded is None else self._loaded_edges(loaded)
-            self._edges[name] = known
+            known = self._code_edges(name) if loaded is None else self._loaded_edges(loaded)
+            self._edges[key] = known
         return known
 
     def _loaded_edges(self, m: types.ModuleType) -> tuple[str | None, tuple[str, ...]]:
@@ -378,10 +384,10 @@ class CodeDigest:
                             imports += modules.imported_modules(code, package, nested=True)
         return path, tuple(imports)
 
-    def _unloaded_edges(self, name: str) -> tuple[str | None, tuple[str, ...]]:
-        """A module not loaded yet: found as the import would find it; its imports
-        read from its compiled code (as the import would load it: the __pycache__
-        file when Python keeps one), which is not run."""
+    def _code_edges(self, name: str) -> tuple[str | None, tuple[str, ...]]:
+        """A module found as the import would find it, its imports read from its
+        compiled code (as the import would load it: the __pycache__ file when Python
+        keeps one), which is not run."""
         spec = self._finder.spec(name)
         path = spec.origin if spec is not None and spec.has_location else None
         if spec is None or not self.local(path):

@@ -493,6 +493,90 @@ def test_every_kind_of_reference_is_still_seen(project):
     assert ok(project, "hash", "build").out != first
 
 
+def test_a_tasks_code_digest_does_not_depend_on_the_other_tasks_of_the_run(project):
+    """Helpers shared by tasks (here two that call each other, and a class) count the
+    same in a run of one task as in a run of several, whichever comes first."""
+    tasks(project, """
+        class Shared:
+            SEP = "-"
+
+        def ping(n):
+            return "" if n <= 0 else pong(n - 1)
+
+        def pong(n):
+            return Shared.SEP if n <= 0 else ping(n - 1)
+
+        @task(inputs=["src/*.txt"])
+        def a():
+            ran("a" + ping(1))
+
+        @task(inputs=["src/*.txt"])
+        def b():
+            ran("b" + pong(1) + Shared.SEP)
+    """)
+    project.write("src/a.txt", "a\n")
+    ok(project, "a", "b")
+    for targets in (["b"], ["a"], ["b", "a"], ["a", "b"]):
+        ok(project, *targets)
+    assert runs(project) == 2
+
+
+def test_a_library_module_loaded_by_runner_itself_changes_nothing(project):
+    """A task's body imports json; `--log-format json` has runner import it before the
+    task's digest is taken. Whether a library module is already loaded is no change
+    of the task."""
+    tasks(project, """
+        @task(inputs=["src/*.txt"])
+        def build():
+            import json
+            ran("build" + json.dumps(""))
+    """)
+    project.write("src/a.txt", "a\n")
+    ok(project, "build")
+    ok(project, "--log-format", "json", "build")
+    ok(project, "build")
+    assert runs(project) == 1
+
+
+DIGEST_BEFORE_AND_AFTER_IMPORT = """
+import importlib, json, sys
+from runner.code import CodeDigest
+from runner.loader import load_tasks
+
+root = sys.argv[1]
+tasks = {t.name: t for t in load_tasks(root + "/tasksfile.py", root)}
+before = CodeDigest(root).of_task(tasks["build"]).hex()
+loaded_before = "helpers" in sys.modules
+importlib.import_module("helpers")  # as the task's first run in `runner watch` does
+after = CodeDigest(root).of_task(tasks["build"]).hex()
+json.dump([loaded_before, before, after], sys.stdout)
+"""
+
+
+def test_a_module_imported_in_a_body_counts_the_same_loaded_or_not(project):
+    """`runner watch` builds in one process: after the first build, the modules task
+    bodies import are loaded. That is no change of any task."""
+    import json
+    import subprocess
+    import sys
+
+    tasks(project, """
+        @task(inputs=["src/*.txt"])
+        def build():
+            from helpers import transform
+            ran(transform("build"))
+    """)
+    project.write("helpers.py", "from wording import WORD\n\n"
+                                "def transform(s):\n    return s + WORD\n")
+    project.write("wording.py", "WORD = ''\n")
+    out = subprocess.run([sys.executable, "-c", DIGEST_BEFORE_AND_AFTER_IMPORT,
+                          str(project.root)], capture_output=True, text=True, env=clean_env(),
+                         check=True).stdout
+    loaded_before, before, after = json.loads(out)
+    assert not loaded_before
+    assert before == after
+
+
 def test_the_opcode_numbers_runner_knows_are_pythons():
     """runner.modules reads imports from bytecode with the opcode numbers of the
     running Python, kept in a table (importing `opcode` costs more than the scan)."""
