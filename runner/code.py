@@ -238,7 +238,8 @@ class CodeDigest:
         elif isinstance(v, types.MethodType):
             h.update(b"method:")
             self._value(v.__func__, w)
-            self._class_value(type(v.__self__), w)
+            owner = v.__self__  # an object, or for a class method, the class
+            self._class_value(owner if isinstance(owner, type) else type(owner), w)
         elif _wrapped(v) is not None:
             # A decorated function (functools.wraps, lru_cache ...): the code it wraps.
             h.update(f"wrapper:{type(v).__qualname__}".encode())

@@ -308,6 +308,35 @@ def test_a_function_in_a_nested_constant_is_part_of_the_code(project, constant):
         project, "return s.upper()", "return s.lower()")) == 2
 
 
+@pytest.mark.parametrize("steps, old, new", [
+    ("Shouter().shout", "return self.PREFIX + s.upper()", "return self.PREFIX + s.lower()"),
+    ("Shouter().shout", "PREFIX = '>'", "PREFIX = '#'"),
+    ("Shouter.tag", "return cls.PREFIX + s", "return cls.PREFIX + s + s"),
+    ("Shouter.tag", "PREFIX = '>'", "PREFIX = '#'"),
+], ids=["a method's code", "a constant of a method's class", "a class method's code",
+        "a constant of a class method's class"])
+def test_a_bound_method_in_a_constant_is_part_of_the_code(project, steps, old, new):
+    tasks(project, f"""
+        class Shouter:
+            PREFIX = '>'
+
+            def shout(self, s):
+                return self.PREFIX + s.upper()
+
+            @classmethod
+            def tag(cls, s):
+                return cls.PREFIX + s
+
+        STEPS = ({steps},)
+
+        @task(inputs=["src/*.txt"])
+        def build():
+            ran("build")
+            [step("a") for step in STEPS]
+    """)
+    assert rerun_after(project, lambda: edit_tasksfile(project, old, new)) == 2
+
+
 def test_a_function_given_as_a_default_argument_is_part_of_the_code(project):
     tasks(project, """
         def upper(s):
