@@ -51,7 +51,7 @@ options:
   -B, --force           run tasks even when they are up to date
   -n, --dry-run         show what would run, and why, without running it
   -k, --keep-going      after a failure, go on with what does not depend on it
-  --since REF           only tasks whose inputs changed since git REF
+  --since REF           only tasks whose inputs or code changed since git REF
   --no-cache            neither read nor write the cache
   --remote-cache URL    share the cache through URL
   -v, --verbose         say why each task runs; tracebacks for errors
@@ -746,7 +746,7 @@ def _run(
 
         order, skipped = narrow_to_changes(opts.since, project, graph, order)
         if not order:
-            out.write(f"nothing to do: no task's inputs changed since {opts.since}\n")
+            out.write(f"nothing to do: no task's inputs or code changed since {opts.since}\n")
             return EXIT_OK
     planner = _planner(opts, project, graph, err, readonly=opts.dry_run)
     try:

@@ -109,6 +109,22 @@ def matches(patterns: Iterable[str], path: str) -> bool:
     return hit
 
 
+def may_match_below(pattern: str, directory: str) -> bool:
+    """Can the pattern (ignoring any '!') match a file below `directory` (relative,
+    '/'-separated; "" is the root)? For a directory whose files are not known: true
+    unless the pattern's fixed part leads elsewhere, or it matches too few segments."""
+    _neg, fixed, rest = split_pattern(pattern)
+    parts = directory.split("/") if directory else []
+    n = min(len(fixed), len(parts))
+    if fixed[:n] != parts[:n]:
+        return False
+    if len(fixed) >= len(parts) or not rest:
+        return True  # it points into the directory, or names a directory above it
+    # Every file below `directory` has more segments than it: a pattern without `**`
+    # matches exactly len(fixed) + len(rest).
+    return "**" in rest or len(fixed) + len(rest) > len(parts)
+
+
 def _match_segments(segs: list[str], parts: list[str]) -> bool:
     if not segs:
         return not parts

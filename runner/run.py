@@ -164,5 +164,5 @@ def dry_run(
     out.write(f"dry run: {n_run} of {len(order)} tasks would run; in order:\n")
     out.write("\n".join(lines) + "\n")
     if skipped:
-        out.write(f"left out, no input changed since {since}: {', '.join(skipped)}\n")
+        out.write(f"left out, no input or code changed since {since}: {', '.join(skipped)}\n")
     return 0

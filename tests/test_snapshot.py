@@ -28,13 +28,19 @@ from test_cache import PAST_RACY_WINDOW, RAN, ok, runs
 PROJECT = """
     import helpers
 
+
+    class Style:
+        SEP = ":"
+
+
     @task(inputs=["src/**/*.py"], outputs=["dist/x.txt"])
     def build():
+        import wording
         ran("build")
         (ROOT / "dist").mkdir(exist_ok=True)
-        text = "".join(p.relative_to(ROOT).as_posix() + ":" + p.read_text()
+        text = "".join(p.relative_to(ROOT).as_posix() + Style.SEP + p.read_text()
                        for p in sorted((ROOT / "src").rglob("*.py")))
-        (ROOT / "dist" / "x.txt").write_text(helpers.PREFIX + text)
+        (ROOT / "dist" / "x.txt").write_text(helpers.PREFIX + text + wording.END)
 
 
     @task(deps=[build], inputs=["dist/x.txt", "tests/*.py"], outputs=["dist/report.txt"],
@@ -50,6 +56,7 @@ PROJECT = """
 def make(project, body: str = PROJECT) -> None:
     project.tasksfile(RAN + textwrap.dedent(body))
     project.write("helpers.py", "PREFIX = '>'\n")
+    project.write("wording.py", "END = ''\n")
     project.write("src/a.py", "A = 1\n")
     project.write("src/pkg/b.py", "B = 2\n")
     project.write("tests/test_a.py", "def test_a(): pass\n")
@@ -97,6 +104,10 @@ def _same_size_same_mtime(project) -> None:
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+def _class_attribute(project) -> None:
+    project.tasksfile(RAN + textwrap.dedent(PROJECT.replace('SEP = ":"', 'SEP = "="')))
+
+
 def _body(project) -> None:
     project.tasksfile(RAN + textwrap.dedent(PROJECT.replace("{len(text)} k=", "{len(text)} K=")))
 
@@ -125,6 +136,12 @@ CHANGES = {
     "a changed local module": (
         lambda p: p.write("helpers.py", "PREFIX = '#'\n"), [], 2,
         lambda p, out: p.read("dist/x.txt").startswith("#")),
+    "a changed module the task imports in its body": (
+        lambda p: p.write("wording.py", "END = '.'\n"), [], 2,
+        lambda p, out: p.read("dist/x.txt").endswith(".")),
+    "a changed class attribute": (
+        _class_attribute, [], 2,
+        lambda p, out: "src/a.py=" in p.read("dist/x.txt")),
     "a new gitignore that ignores an input": (
         lambda p: p.write("src/.gitignore", "pkg/\n"), ["-v"], 2,
         lambda p, out: "input src/pkg/b.py removed" in out),
