@@ -12,7 +12,7 @@ from runner import TaskError, sh, task
 
 PY = sys.executable
 CODE = ["runner/**/*.py", "plugins/**", "pyproject.toml"]
-TESTS = ["tests/**/*.py", "examples/**"]
+TESTS = ["tests/**/*.py", "tests/data/**", "examples/**"]
 
 
 @task(inputs=[*CODE, "tests/**/*.py", "tasksfile.py", "benchmarks/**/*.py"], ci=True)
