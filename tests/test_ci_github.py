@@ -702,7 +702,8 @@ def test_an_expression_in_the_runner_setting_is_refused(project):
     project.tasksfile(DIAMOND)
     result = project.run("ci", "github")
     assert result.code == 2
-    assert "pyproject.toml:2: tool.runner.github.runner" in result.err
+    assert "pyproject.toml:2: tool.runner.github.runner: must not hold a ${{ }} expression" in (
+        result.err)
 
 
 def test_the_distribution_name_is_the_one_in_pyproject():
