@@ -25,8 +25,8 @@ except ImportError:  # Python < 3.11
 
 import runner
 from runner.ci.github import PINS
+from runner.ci.installs import DISTRIBUTION
 from runner.ci.pyversions import RUNNER_REQUIRES_PYTHON, newest_python
-from runner.ci.settings import DISTRIBUTION
 from runner.ci.yaml import to_yaml
 
 WORKFLOW = ".github/workflows/runner.yml"

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
 from ..config import locate
 from ..errors import ConfigError, TaskDefinitionError, UserError
+from .installs import default_install, read_text, runner_install
 from .pyversions import RUNNER_REQUIRES_PYTHON, newest_python, runner_supports
 
 if TYPE_CHECKING:
@@ -252,12 +251,6 @@ def _is_scalar(value: Any) -> bool:
 
 # ---------------------------------------------------------------- settings
 
-# runner's name on PyPI (the command and the import are `runner`; the name `runner` on
-# PyPI is another project's).
-DISTRIBUTION = "runner-tasks"
-VERSION_OPERATOR = re.compile(r"\s*(===|==|!=|~=|<=|>=|<|>)")
-REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -289,13 +282,13 @@ def read_settings(project: Project, output: str | None, targets: list[str]) -> S
         command += f" --output {output}"
     runs_on = table["runs-on"]
     pyproject = Pyproject.read(project.root)
-    install = table["install"] or _default_install(project.root, pyproject.doc)
+    install = table["install"] or default_install(project.root, pyproject.doc)
     return Settings(
         name=os.path.splitext(os.path.basename(path))[0],
         on=_read_on(table["on"], table["branches"], project),
         python_version=_python_version(table["python-version"], pyproject, project),
         install=install,
-        runner_install=_runner_install(table["runner"], install, pyproject.doc, project),
+        runner_install=_runner_install(table["runner"], install, pyproject, project),
         runs_on=runs_on if isinstance(runs_on, str) else tuple(runs_on),
         output=path,
         tasksfile=os.path.relpath(project.tasksfile, project.root).replace(os.sep, "/"),
@@ -307,7 +300,7 @@ def read_settings(project: Project, output: str | None, targets: list[str]) -> S
 
 def _config_error(project: Project, key: str, problem: str) -> ConfigError:
     """A mistake in `[tool.runner.github]`, naming the key and its line."""
-    text = project.config.file and _text_of(project.config.file)
+    text = project.config.file and read_text(project.config.file)
     line = locate(text, "tool.runner.github", key) if text else None
     return ConfigError(f"tool.runner.github.{key}", problem, file=project.config.file, line=line)
 
@@ -386,7 +379,7 @@ def copy_plain(value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------- Python and the installs
+# ---------------------------------------------------------------- pyproject.toml and Python
 
 
 @dataclass(frozen=True)
@@ -400,7 +393,7 @@ class Pyproject:
     @classmethod
     def read(cls, root: str) -> Pyproject:
         path = os.path.join(root, "pyproject.toml")
-        text = _text_of(path)
+        text = read_text(path)
         if not text:
             return cls({}, "", path)
         try:
@@ -416,14 +409,6 @@ class Pyproject:
         return ConfigError(
             f"{table}.{key}", problem, file=self.path, line=locate(self.text, table, key)
         )
-
-
-def _text_of(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def _python_version(chosen: str, pyproject: Pyproject, project: Project) -> str:
@@ -454,109 +439,8 @@ def _python_version(chosen: str, pyproject: Pyproject, project: Project) -> str:
     return newest
 
 
-def _default_install(root: str, pyproject: dict[str, Any]) -> str:
-    """The project's own install command: with its `dev` extra when it has one; its
-    requirements.txt when it is no package; '' when it has neither."""
-    project = pyproject.get("project", {})
-    if "dev" in project.get("optional-dependencies", {}):
-        return "python -m pip install -e '.[dev]'"
-    has_setup = any(os.path.isfile(os.path.join(root, f)) for f in ("setup.py", "setup.cfg"))
-    if project or has_setup or "build-system" in pyproject:
-        return "python -m pip install -e ."
-    if os.path.isfile(os.path.join(root, "requirements.txt")):
-        return "python -m pip install -r requirements.txt"
-    return ""
-
-
-def _runner_install(
-    requirement: str, install: str, pyproject: dict[str, Any], project: Project
-) -> str:
-    """The command that installs runner in a job: `requirement` when it is set (a version
-    range, a path, a URL); else this version of runner, unless the project's own install
-    already brings a requirement that names it."""
-    if "${{" in requirement:
-        raise _config_error(project, "runner", "must not hold a ${{ }} expression")
-    if not requirement:
-        names = installed_names(install, project.root, pyproject)
-        if _normal(DISTRIBUTION) in names:
-            return ""
-        requirement = __version__
-    if re.fullmatch(r"\d+(\.\d+)*", requirement):
-        requirement = f"{DISTRIBUTION}=={requirement}"
-    elif VERSION_OPERATOR.match(requirement):
-        requirement = DISTRIBUTION + requirement.strip()
-    return "python -m pip install " + _single_quoted(requirement)
-
-
-def installed_names(install: str, root: str, pyproject: dict[str, Any]) -> set[str]:
-    """The (normalized) names of the distributions an install command asks for: plain
-    requirements, the project itself with its dependencies and the extras it names
-    (`.[dev]`), requirements files (`-r FILE`) and dependency groups (`--group NAME`)."""
+def _runner_install(requirement: str, install: str, pyproject: Pyproject, project: Project) -> str:
     try:
-        words = shlex.split(install)
-    except ValueError:
-        words = install.split()
-    return _names_in(words, root, pyproject, set())
-
-
-def _names_in(words: list[str], base: str, pyproject: dict[str, Any], seen: set[str]) -> set[str]:
-    names: set[str] = set()
-    project = pyproject.get("project", {})
-    words = list(words)
-    while words:
-        word = words.pop(0)
-        option, _, attached = word.partition("=") if word.startswith("--") else (word, "", "")
-        if option in ("-r", "--requirement"):
-            target = attached or (words.pop(0) if words else "")
-            names |= _requirements_file(os.path.join(base, target), pyproject, seen)
-        elif option == "--group":
-            group = attached or (words.pop(0) if words else "")
-            listed = pyproject.get("dependency-groups", {}).get(group, [])
-            names |= {_name_of(r) for r in listed if isinstance(r, str)}
-        elif word.startswith("-"):
-            continue
-        elif (extras := _project_extras(word)) is not None:
-            names.add(_normal(str(project.get("name", ""))))
-            wanted = list(project.get("dependencies", []))
-            for extra in extras:
-                wanted += project.get("optional-dependencies", {}).get(extra, [])
-            names |= {_name_of(r) for r in wanted if isinstance(r, str)}
-        else:
-            names.add(_name_of(word))
-    return names - {""}
-
-
-def _requirements_file(path: str, pyproject: dict[str, Any], seen: set[str]) -> set[str]:
-    if path in seen:
-        return set()
-    seen.add(path)
-    words = []
-    for line in _text_of(path).splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            words += line.split()
-    return _names_in(words, os.path.dirname(path), pyproject, seen)
-
-
-def _project_extras(word: str) -> list[str] | None:
-    """The extras of an install target that is the project itself (`.`, `./`, `.[a,b]`);
-    None for any other word."""
-    found = re.fullmatch(r"\./?(?:\[([^\]]*)\])?", word)
-    if found is None:
-        return None
-    return [e.strip() for e in (found.group(1) or "").split(",") if e.strip()]
-
-
-def _name_of(requirement: str) -> str:
-    found = REQUIREMENT_NAME.match(requirement.strip())
-    return _normal(found.group(0)) if found else ""
-
-
-def _normal(name: str) -> str:
-    """A distribution name as PyPI compares them (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _single_quoted(text: str) -> str:
-    """`text` as one word of a shell command, quoted as a reader expects to see it."""
-    return "'" + text.replace("'", "'\"'\"'") + "'"
+        return runner_install(requirement, install, project.root, pyproject.doc)
+    except ValueError as e:
+        raise _config_error(project, "runner", str(e)) from None
