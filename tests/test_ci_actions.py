@@ -79,7 +79,8 @@ class ActRun:
     wheels: Path
 
     def __call__(self, repo: Path, event: str, *, default_branch: str, fresh: bool) -> Run:
-        command = [str(ACT_RUN), "-C", str(repo), "--wheels", str(self.wheels)]
+        # Through bash: CI's copy of shared/ may have lost the script's mode bits.
+        command = ["bash", str(ACT_RUN), "-C", str(repo), "--wheels", str(self.wheels)]
         command += ["--fresh"] if fresh else []
         # GitHub's events name the repository's default branch: the cache is saved there.
         command += ["--", event, "--defaultbranch", default_branch]
