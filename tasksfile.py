@@ -12,7 +12,7 @@ from runner import TaskError, sh, task
 
 PY = sys.executable
 CODE = ["runner/**/*.py", "plugins/**", "pyproject.toml"]
-TESTS = ["tests/**/*.py", "examples/**"]
+TESTS = ["tests/**/*.py", "tests/data/**", "examples/**"]
 
 
 @task(inputs=[*CODE, "tests/**/*.py", "tasksfile.py", "benchmarks/**/*.py"], ci=True)
@@ -25,7 +25,9 @@ def lint():
 
 @task(inputs=[*CODE, *TESTS, "tasksfile.py", ".github/workflows/*.yml"],
       env=["PYTEST_ADDOPTS"], timeout=1800,
-      ci={"dispatch": True})
+      # On GitHub the job first installs what the tests use (nginx, chromium, strace,
+      # actionlint ...): without them those tests would skip.
+      ci={"dispatch": True, "needs_setup": "bash .ci/setup"})
 def test(k: str = "", verbose: bool = False):
     """Run the whole test suite (or the tests matching -k)."""
     sh([PY, "-m", "pytest", "-q" if not verbose else "-v", "-p", "no:cacheprovider",

@@ -43,6 +43,8 @@ TABLES: dict[str, dict[str, tuple[str, Any]]] = {
         "install": ("str", ""),
         "runs-on": ("str-or-strings", "ubuntu-latest"),
         "on": ("any", None),
+        "branches": ("str-or-strings", []),  # []: the repository's default branch
+        "runner": ("str", ""),  # "": runner-tasks at the version that wrote the workflow
         "output": ("str", ".github/workflows/runner.yml"),
     },
 }

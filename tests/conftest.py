@@ -80,6 +80,28 @@ def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
 
 
+# The files through which a GitHub Actions step writes its job summary, outputs,
+# environment, PATH and state. Inside a GitHub job (the suite run by CI) they are the
+# job's own: a runner started by a test would add its run's summary to the real one.
+GITHUB_FILES = ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH",
+                "GITHUB_STATE")
+
+
+@pytest.fixture(autouse=True)
+def own_github_files(monkeypatch: pytest.MonkeyPatch,
+                     tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test that runs inside a GitHub job gets empty files of its own for these, so
+    whatever it starts writes nothing into the job it runs in."""
+    present = [name for name in GITHUB_FILES if name in os.environ]
+    if not present:
+        return
+    folder = tmp_path_factory.mktemp("github-files")
+    for name in present:
+        path = folder / name.lower()
+        path.touch()
+        monkeypatch.setenv(name, str(path))
+
+
 # ---------------------------------------------------------------- processes and signals
 # Helpers for the process and scheduling tests (test_sh, test_executor, test_signals,
 # test_output). They look at real processes through /proc; nothing is mocked.

@@ -5,9 +5,11 @@ workflow schema, zizmor) with no finding, and hold the structure the DAG implies
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,15 @@ from conftest import REPO, clean_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+import runner
 from runner.ci.github import PINS
+from runner.ci.installs import DISTRIBUTION
+from runner.ci.pyversions import RUNNER_REQUIRES_PYTHON, newest_python
 from runner.ci.yaml import to_yaml
 
 WORKFLOW = ".github/workflows/runner.yml"
@@ -187,6 +197,13 @@ def test_own_workflow_passes_the_linters_and_runs_lint_and_test():
     assert_hardened(text, doc)
     assert set(jobs_of(doc)) == {"lint", "test"}
     assert doc["jobs"]["test"]["timeout-minutes"] == 30 + 10  # timeout=1800 plus set-up
+    assert doc["on"]["push"]["branches"] == ["main"]
+    steps = {s["name"]: s for s in doc["jobs"]["test"]["steps"]}
+    # What the tests use (nginx, chromium, actionlint ...), as .ci/run installs it: without
+    # it they would skip on GitHub.
+    assert steps["Set up: bash .ci/setup"]["run"] == "bash .ci/setup"
+    assert "bash .ci/setup" in (REPO / ".ci" / "run").read_text()
+    assert "Install runner" not in steps  # installing the project installs runner
     lint(REPO / WORKFLOW)
 
 
@@ -526,8 +543,236 @@ def test_python_and_install_default_to_the_projects_own(project):
     project.tasksfile(DIAMOND)
     _, doc = generate(project)
     steps = doc["jobs"]["base"]["steps"]
-    assert steps[1]["with"]["python-version"] == "3.10"
+    assert steps[1]["with"]["python-version"] == "3.x"  # no upper bound: the newest
     assert steps[2] == {"name": "Install", "run": "python -m pip install -e '.[dev]'"}
+    assert steps[3] == {"name": "Install runner",
+                        "run": f"python -m pip install 'runner-tasks=={runner.__version__}'"}
+
+
+# ---------------------------------------------------------------- which Python
+
+
+@pytest.mark.parametrize(("requires", "python"), [
+    (">=3.8", "3.x"),  # itsdangerous: runner cannot run on 3.8, the newest both allow is
+    (">=3.7", "3.x"),  # attrs: 3.7 is not even on ubuntu-latest
+    (">=3.8,<3.13", "3.12"),
+    (">=3.10, <=3.12", "3.12.0"),  # PEP 440: 3.12.1 is not <= 3.12
+    ("<3.12.5,>=3.9", "3.12.4"),
+    ("~=3.11", "3.x"),
+    ("~=3.11.2", "3.11"),
+    ("==3.12.*", "3.12"),
+    ("!=3.13.*,<3.14", "3.12"),
+    (">=3.9,<4", "3.x"),
+    ("", "3.x"),
+])
+def test_the_python_is_the_newest_the_project_and_runner_both_allow(requires, python):
+    assert newest_python(requires) == python
+
+
+def test_a_real_projects_requires_python_gives_a_python_runner_runs_on(project):
+    project.write("pyproject.toml", """
+        [project]
+        name = "itsdangerous"
+        requires-python = ">=3.8"
+    """)
+    project.tasksfile(DIAMOND)
+    _, doc = generate(project)
+    assert doc["jobs"]["base"]["steps"][1]["with"]["python-version"] == "3.x"
+
+
+def test_a_requires_python_runner_cannot_run_on_is_an_error_naming_both_ranges(project):
+    project.write("pyproject.toml", """
+        [project]
+        name = "old"
+        requires-python = ">=3.7,<3.10"
+    """)
+    project.tasksfile(DIAMOND)
+    result = project.run("ci", "github")
+    assert result.code == 2
+    assert "pyproject.toml:4: project.requires-python:" in result.err
+    assert "'>=3.7,<3.10'" in result.err and "'>=3.10'" in result.err
+    assert "Traceback" not in result.err
+    assert not (project.root / WORKFLOW).exists()
+
+
+def test_an_unreadable_requires_python_is_an_error(project):
+    project.write("pyproject.toml", '[project]\nname = "x"\nrequires-python = "3.8+"\n')
+    project.tasksfile(DIAMOND)
+    result = project.run("ci", "github")
+    assert result.code == 2
+    assert "project.requires-python" in result.err and "'3.8+'" in result.err
+
+
+def test_pyproject_names_the_python_runner_supports():
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == RUNNER_REQUIRES_PYTHON
+
+
+@pytest.mark.parametrize(("config", "tasks", "key"), [
+    ('[tool.runner.github]\npython-version = "3.9"\n', DIAMOND,
+     "tool.runner.github.python-version"),
+    ("", """
+        @task(ci={"matrix": {"python-version": ["3.12", "3.8"]}})
+        def test(): pass
+    """, "matrix: python-version '3.8'"),
+])
+def test_a_python_older_than_runner_runs_on_is_an_error(project, config, tasks, key):
+    project.write("pyproject.toml", config)
+    project.tasksfile(tasks)
+    result = project.run("ci", "github")
+    assert result.code == 2
+    assert key in result.err and "runner needs Python >=3.10" in result.err, result.err
+
+
+# ---------------------------------------------------------------- how runner gets installed
+
+
+def install_steps(doc: dict, job: str = "base") -> dict[str, str]:
+    return {s["name"]: s["run"] for s in doc["jobs"][job]["steps"]
+            if s["name"] in ("Install", "Install runner")}
+
+
+def test_runner_is_installed_at_the_version_that_wrote_the_workflow(project):
+    project.write("pyproject.toml", '[project]\nname = "x"\ndependencies = ["runner"]\n')
+    project.tasksfile(DIAMOND)
+    _, doc = generate(project)
+    # `runner` on PyPI is another project: naming it does not bring this one.
+    assert install_steps(doc) == {
+        "Install": "python -m pip install -e .",
+        "Install runner": f"python -m pip install 'runner-tasks=={runner.__version__}'",
+    }
+    names = [s["name"] for s in doc["jobs"]["base"]["steps"]]
+    assert names.index("Install runner") < names.index("Fingerprint base")
+
+
+def test_a_project_with_nothing_to_install_gets_only_runner(project):
+    project.tasksfile(DIAMOND)
+    _, doc = generate_and_lint(project)
+    assert install_steps(doc) == {
+        "Install runner": f"python -m pip install 'runner-tasks=={runner.__version__}'"}
+
+
+@pytest.mark.parametrize("files", [
+    {"pyproject.toml": '[project]\nname = "x"\ndependencies = ["Runner_Tasks>=0.1"]\n'},
+    {"pyproject.toml": '[project]\nname = "x"\n[project.optional-dependencies]\n'
+                       'dev = ["pytest", "runner-tasks[otel]==0.1.0; python_version>\'3\'"]\n'},
+    {"pyproject.toml": '[project]\nname = "runner.tasks"\n'},  # runner's own repository
+    {"pyproject.toml": '[tool.runner.github]\ninstall = "pip install -r ci/requirements.txt"\n',
+     "ci/requirements.txt": "pytest\n-r more.txt\n", "ci/more.txt": "runner-tasks==0.1.0\n"},
+    {"pyproject.toml": '[dependency-groups]\nci = ["runner-tasks"]\n'
+                       '[tool.runner.github]\ninstall = "pip install --group ci"\n'},
+    {"pyproject.toml": '[tool.runner.github]\ninstall = "pip install runner-tasks pytest"\n'},
+])
+def test_an_install_that_already_brings_runner_is_not_followed_by_another(project, files):
+    for rel, text in files.items():
+        project.write(rel, text)
+    project.tasksfile(DIAMOND)
+    _, doc = generate(project)
+    assert "Install" in install_steps(doc)
+    assert "Install runner" not in install_steps(doc)
+
+
+@pytest.mark.parametrize(("setting", "requirement"), [
+    ("0.2.0", "runner-tasks==0.2.0"),
+    (">=0.1,<0.2", "runner-tasks>=0.1,<0.2"),
+    ("git+https://github.com/example/runner@main", "git+https://github.com/example/runner@main"),
+    ("./vendor/runner", "./vendor/runner"),
+    ("runner-tasks[otel] @ https://example.com/it's.whl",
+     "runner-tasks[otel] @ https://example.com/it's.whl"),
+])
+def test_the_runner_setting_is_the_requirement_installed(project, setting, requirement):
+    value = setting.replace('"', '\\"')
+    project.write("pyproject.toml", f"""
+        [project]
+        name = "x"
+        dependencies = ["runner-tasks"]
+
+        [tool.runner.github]
+        runner = "{value}"
+    """)
+    project.tasksfile(DIAMOND)
+    _, doc = generate(project)
+    command = install_steps(doc)["Install runner"]
+    assert shlex.split(command) == ["python", "-m", "pip", "install", requirement]
+    assert command.endswith("'")
+
+
+def test_an_expression_in_the_runner_setting_is_refused(project):
+    project.write("pyproject.toml", '[tool.runner.github]\nrunner = "${{ github.ref }}"\n')
+    project.tasksfile(DIAMOND)
+    result = project.run("ci", "github")
+    assert result.code == 2
+    assert "pyproject.toml:2: tool.runner.github.runner: must not hold a ${{ }} expression" in (
+        result.err)
+
+
+def test_the_distribution_name_is_the_one_in_pyproject():
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert meta["name"] == DISTRIBUTION == "runner-tasks"
+    assert meta["version"] == runner.__version__
+    assert "`pip install runner-tasks`" in "\n".join((REPO / "README.md").read_text()
+                                                     .splitlines()[:12])
+
+
+# ---------------------------------------------------------------- the push trigger's branches
+
+
+def git(root: Path, *args: str) -> str:
+    env = clean_env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+                    GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, env=env,
+                          timeout=60, check=True)
+    return done.stdout
+
+
+def push_branches(project, env: dict[str, str] | None = None) -> list[str]:
+    result = project.run("ci", "github", env=env)
+    assert result.code == 0, result.output
+    return yaml.safe_load((project.root / WORKFLOW).read_text())["on"]["push"]["branches"]
+
+
+def test_the_push_trigger_follows_the_branch_checked_out(project):
+    project.tasksfile(DIAMOND)
+    git(project.root, "init", "-q", "-b", "master")
+    assert push_branches(project) == ["master"]
+
+
+def test_the_push_trigger_follows_the_remotes_default_branch(project, tmp_path_factory):
+    upstream = tmp_path_factory.mktemp("upstream")
+    git(upstream, "init", "-q", "-b", "develop")
+    (upstream / "tasksfile.py").write_text("from runner import task\n\n"
+                                           "@task(ci=True)\ndef a(): pass\n")
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "-q", "-m", "tasks")
+    clone = tmp_path_factory.mktemp("clone") / "repo"
+    git(clone.parent, "clone", "-q", str(upstream), str(clone))
+    git(clone, "checkout", "-q", "-b", "feature")  # a topic branch is not the default
+    project.root = clone
+    assert push_branches(project) == ["develop"]
+
+
+def test_outside_a_repository_the_push_trigger_follows_init_default_branch(project, tmp_path):
+    project.tasksfile(DIAMOND)
+    config = tmp_path.parent / f"{tmp_path.name}.gitconfig"
+    config.write_text("[init]\n\tdefaultBranch = trunk\n")
+    env = clean_env(GIT_CONFIG_GLOBAL=str(config), GIT_CONFIG_NOSYSTEM="1",
+                    GIT_CEILING_DIRECTORIES=str(tmp_path.parent))
+    assert push_branches(project, env) == ["trunk"]
+    config.write_text("")
+    assert push_branches(project, env) == ["main"]  # git says nothing: GitHub's default
+
+
+def test_the_branches_setting_overrides_the_default_branch(project):
+    project.tasksfile(DIAMOND)
+    git(project.root, "init", "-q", "-b", "master")
+    project.write("pyproject.toml", '[tool.runner.github]\nbranches = ["main", "release/*"]\n')
+    assert push_branches(project) == ["main", "release/*"]
+    project.write("pyproject.toml", '[tool.runner.github]\nbranches = "stable"\n'
+                  '[tool.runner.github.on.push]\nbranches = ["x"]\n')
+    result = project.run("ci", "github")
+    assert result.code == 2
+    assert "pyproject.toml:2: tool.runner.github.branches: has no effect when `on` is set" in (
+        result.err)
 
 
 def test_output_flag_writes_elsewhere_and_says_so_in_the_header(project):
@@ -639,3 +884,23 @@ def test_every_pin_is_a_full_commit_sha_with_its_version():
         assert re.fullmatch(r"[0-9a-f]{40}", pin.sha), pin
         assert re.fullmatch(r"v\d+\.\d+\.\d+", pin.version), pin
         assert pin.action.startswith("actions/")
+
+
+ACTIONS = REPO.parent / "shared" / "gha" / "actions"
+
+
+def test_every_pin_is_a_release_that_runs_on_node_24():
+    """GitHub retires Node 20: each pinned action must declare `using: node24`."""
+    if not ACTIONS.is_dir():
+        pytest.skip(f"no copies of the pinned actions at {ACTIONS}")
+    for pin in PINS.values():
+        owner_repo = "/".join(pin.action.split("/")[:2])
+        subpath = pin.action[len(owner_repo):].strip("/")
+        tarball = ACTIONS / f"{owner_repo.replace('/', '-')}@{pin.sha}.tar.xz"
+        assert tarball.exists(), f"{pin.action}@{pin.sha} ({pin.version}) has no local copy"
+        with tarfile.open(tarball) as tar:
+            member = next(m for m in tar.getmembers()
+                          if m.name.lstrip("./") == "/".join(filter(None, [subpath,
+                                                                           "action.yml"])))
+            action = yaml.safe_load(tar.extractfile(member).read())  # type: ignore[union-attr]
+        assert action["runs"]["using"] == "node24", (pin, action["runs"])

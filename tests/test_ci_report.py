@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import textwrap
 
-from conftest import clean_env
+from conftest import GITHUB_FILES, REPO, clean_env
 
 from runner import events as ev
 from runner.ci.report import (
@@ -189,3 +192,42 @@ def test_a_held_task_takes_the_group_over_when_the_open_one_finishes():
         "::group::a", "a1", "::endgroup::", "ok a (0.25s)",
         "::group::b", "b1", "b2", "::endgroup::", "ok b (0.50s)",
     ]
+
+
+# A test of the suite that hands its own environment on to runner, as a test does when
+# it adds a variable to os.environ's: inside a GitHub job that environment names the
+# job's files.
+PROBE = """
+import os
+import subprocess
+
+
+def test_probe(project):
+    project.tasksfile(\"\"\"
+        @task
+        def step():
+            sh('echo "out=1" >> "$GITHUB_OUTPUT"; echo "X=1" >> "$GITHUB_ENV"')
+    \"\"\")
+    done = subprocess.run(project.command("step"), cwd=project.root, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "::group::step" in done.stdout  # it ran as a step of a GitHub job does
+"""
+
+
+def test_the_suite_run_inside_a_github_job_writes_nothing_into_that_job(tmp_path):
+    job = {name: tmp_path / "job" / name.lower() for name in GITHUB_FILES}
+    for path in job.values():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("")
+    probe = tmp_path / "suite" / "test_probe.py"
+    probe.parent.mkdir()
+    probe.write_text(textwrap.dedent(PROBE))
+    env = clean_env(GITHUB_ACTIONS="true", PYTHONPATH=str(REPO / "tests"),
+                    **{name: str(path) for name, path in job.items()})
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest",
+         str(probe)], cwd=probe.parent, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert {name: path.read_text() for name, path in job.items()} == dict.fromkeys(job, "")

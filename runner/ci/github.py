@@ -56,17 +56,18 @@ class Pin:
         return Commented(f"{self.action}@{self.sha}", self.version)
 
 
-# Every action the generated workflows use. Bump a SHA and its version together (the
-# version is only the comment a reader and dependabot see; the SHA is what runs).
+# Every action the generated workflows use, each a release that runs on Node 24 (GitHub
+# retires Node 20). Bump a SHA and its version together (the version is only the comment
+# a reader and dependabot see; the SHA is what runs).
 PINS = {
-    "checkout": Pin("actions/checkout", "08c6903cd8c0fde910a37f88322edcfb5dd907a8", "v5.0.0"),
+    "checkout": Pin("actions/checkout", "d23441a48e516b6c34aea4fa41551a30e30af803", "v6.1.0"),
     "setup-python": Pin(
-        "actions/setup-python", "e797f83bcb11b83ae66e0230d6156d7c80228e7c", "v6.0.0"
+        "actions/setup-python", "ece7cb06caefa5fff74198d8649806c4678c61a1", "v6.3.0"
     ),
     "cache-restore": Pin(
-        "actions/cache/restore", "0057852bfaa89a56745cba8c7296529d2fc39830", "v4.3.0"
+        "actions/cache/restore", "27d5ce7f107fe9357f9df03efb73ab90386fccae", "v5.0.5"
     ),
-    "cache-save": Pin("actions/cache/save", "0057852bfaa89a56745cba8c7296529d2fc39830", "v4.3.0"),
+    "cache-save": Pin("actions/cache/save", "27d5ce7f107fe9357f9df03efb73ab90386fccae", "v5.0.5"),
 }
 
 GATE_ID = "all-green"
@@ -422,8 +423,11 @@ def job_steps(job: Job, settings: Settings) -> list[dict[str, Any]]:
             "uses": PINS["setup-python"].uses,
             "with": {"python-version": python},
         },
-        {"name": "Install", "run": settings.install},
     ]
+    if settings.install:
+        steps.append({"name": "Install", "run": settings.install})
+    if settings.runner_install:
+        steps.append({"name": "Install runner", "run": settings.runner_install})
     setup = [c for ci in job.inside_ci for c in ci.setup]
     for command in dict.fromkeys(setup):
         steps.append({"name": "Set up: " + command.splitlines()[0][:60], "run": command})

@@ -9,17 +9,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..config import locate
 from ..errors import ConfigError, TaskDefinitionError, UserError
+from .installs import default_install, read_text, runner_install
+from .pyversions import RUNNER_REQUIRES_PYTHON, newest_python, runner_supports
 
 if TYPE_CHECKING:
     from ..loader import Project
     from ..tasks import Param, Task
 
-DEFAULT_ON: dict[str, Any] = {
-    "push": {"branches": ["main"]},
-    "pull_request": None,
-    "workflow_dispatch": None,
-}
 PERMISSION_LEVELS = ("none", "read", "write")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MATRIX_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
@@ -61,6 +59,12 @@ def read_task_ci(task: Task) -> TaskCi:
         if p.required and p.name not in from_matrix:
             raise fail("matrix", f"option {p.option} is required: give it values in the matrix")
     runs_on = _runs_on(ci.get("runs-on"), fail)
+    for version in _matrix_pythons(matrix):
+        if runner_supports(version) is False:
+            raise fail(
+                "matrix",
+                f"python-version {version!r}: runner needs Python {RUNNER_REQUIRES_PYTHON}",
+            )
     for key in matrix_keys(matrix):
         variable = matrix_variable(key)
         # The legs of a matrix share their cache: a value that reaches the task through
@@ -111,6 +115,15 @@ def _matrix(value: Any, fail: Any) -> dict[str, Any] | None:
             if not isinstance(row, dict) or not all(_is_scalar(v) for v in row.values()):
                 raise fail("matrix", f"{key}: expected plain values, got {row!r}")
     return dict(value)
+
+
+def _matrix_pythons(matrix: dict[str, Any] | None) -> list[str]:
+    """The Python versions a matrix names, its `include` rows' among them."""
+    if not matrix:
+        return []
+    rows = [{"python-version": v} for v in matrix.get("python-version", ())]
+    rows += [row for row in matrix.get("include", ()) if "python-version" in row]
+    return [str(row["python-version"]) for row in rows]
 
 
 def matrix_keys(matrix: dict[str, Any] | None) -> list[str]:
@@ -246,7 +259,8 @@ class Settings:
     name: str
     on: dict[str, Any]
     python_version: str
-    install: str
+    install: str  # the project's install command ('' = nothing of its own to install)
+    runner_install: str  # the command that installs runner ('' = `install` already does)
     runs_on: str | tuple[str, ...]
     output: str  # the workflow file, relative to the project root
     tasksfile: str  # relative to the project root
@@ -267,11 +281,14 @@ def read_settings(project: Project, output: str | None, targets: list[str]) -> S
     if output and output != table["output"]:
         command += f" --output {output}"
     runs_on = table["runs-on"]
+    pyproject = Pyproject.read(project.root)
+    install = table["install"] or default_install(project.root, pyproject.doc)
     return Settings(
         name=os.path.splitext(os.path.basename(path))[0],
-        on=_read_on(table["on"], project),
-        python_version=table["python-version"] or _python_from_requires(project.root),
-        install=table["install"] or _default_install(project.root),
+        on=_read_on(table["on"], table["branches"], project),
+        python_version=_python_version(table["python-version"], pyproject, project),
+        install=install,
+        runner_install=_runner_install(table["runner"], install, pyproject, project),
         runs_on=runs_on if isinstance(runs_on, str) else tuple(runs_on),
         output=path,
         tasksfile=os.path.relpath(project.tasksfile, project.root).replace(os.sep, "/"),
@@ -279,6 +296,13 @@ def read_settings(project: Project, output: str | None, targets: list[str]) -> S
         cache_path=f"{workdir}/{cache}" if workdir else cache,
         regenerate=command,
     )
+
+
+def _config_error(project: Project, key: str, problem: str) -> ConfigError:
+    """A mistake in `[tool.runner.github]`, naming the key and its line."""
+    text = project.config.file and read_text(project.config.file)
+    line = locate(text, "tool.runner.github", key) if text else None
+    return ConfigError(f"tool.runner.github.{key}", problem, file=project.config.file, line=line)
 
 
 def _repository_root(workflow: str, project_root: str) -> str:
@@ -291,20 +315,59 @@ def _repository_root(workflow: str, project_root: str) -> str:
     return project_root
 
 
-def _read_on(value: Any, project: Project) -> dict[str, Any]:
+# ---------------------------------------------------------------- on: and its branches
+
+
+def _read_on(value: Any, branches: str | list[str], project: Project) -> dict[str, Any]:
+    """`on:` as configured; else pushes to the default branch (or `branches`), pull
+    requests and manual runs."""
     if value is None:
-        return copy_plain(DEFAULT_ON)
+        chosen = [branches] if isinstance(branches, str) else list(branches)
+        return {
+            "push": {"branches": chosen or [default_branch(project.root)]},
+            "pull_request": None,
+            "workflow_dispatch": None,
+        }
+    if branches:
+        raise _config_error(
+            project, "branches", "has no effect when `on` is set: give them in on.push.branches"
+        )
     if isinstance(value, str):
         return {value: None}
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return dict.fromkeys(value)
     if isinstance(value, dict):
         return copy_plain(value)
-    raise ConfigError(
-        "github.on",
-        f"expected an event, a list of events or a table, got {value!r}",
-        file=project.config.file,
+    raise _config_error(
+        project, "on", f"expected an event, a list of events or a table, got {value!r}"
     )
+
+
+def default_branch(root: str) -> str:
+    """The repository's default branch as git knows it: the remote's (`origin/HEAD`), else
+    the branch checked out, else `init.defaultBranch`; else 'main', GitHub's default."""
+    remote = _git(root, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")
+    if remote and remote.startswith("origin/"):
+        return remote[len("origin/") :]
+    return (
+        _git(root, "symbolic-ref", "--quiet", "--short", "HEAD")
+        or _git(root, "config", "--get", "init.defaultBranch")
+        or "main"
+    )
+
+
+def _git(root: str, *args: str) -> str | None:
+    """A git command's one line of output, or None when it fails or git is missing."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "-C", root, *args], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    out = done.stdout.strip()
+    return out if done.returncode == 0 and out and "\n" not in out else None
 
 
 def copy_plain(value: Any) -> Any:
@@ -316,34 +379,68 @@ def copy_plain(value: Any) -> Any:
     return value
 
 
-def _pyproject(root: str) -> dict[str, Any]:
-    path = os.path.join(root, "pyproject.toml")
-    if not os.path.isfile(path):
-        return {}
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
-    with open(path, "rb") as f:
+# ---------------------------------------------------------------- pyproject.toml and Python
+
+
+@dataclass(frozen=True)
+class Pyproject:
+    """The project's pyproject.toml: its document ({} when there is none) and its text."""
+
+    doc: dict[str, Any]
+    text: str
+    path: str
+
+    @classmethod
+    def read(cls, root: str) -> Pyproject:
+        path = os.path.join(root, "pyproject.toml")
+        text = read_text(path)
+        if not text:
+            return cls({}, "", path)
         try:
-            return tomllib.load(f)
+            import tomllib
+        except ImportError:  # Python < 3.11
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            return cls(tomllib.loads(text), text, path)
         except tomllib.TOMLDecodeError:
-            return {}  # the config loader has already reported what matters in it
+            return cls({}, text, path)  # the config loader has already reported what matters
+
+    def error(self, table: str, key: str, problem: str) -> ConfigError:
+        return ConfigError(
+            f"{table}.{key}", problem, file=self.path, line=locate(self.text, table, key)
+        )
 
 
-def _python_from_requires(root: str) -> str:
-    """The oldest Python that `requires-python` allows (`>=3.10` -> 3.10), else 3.x."""
-    spec = _pyproject(root).get("project", {}).get("requires-python", "")
-    found = re.search(r"(?:>=|~=|==)\s*(\d+\.\d+)", str(spec))
-    return found.group(1) if found else "3.x"
+def _python_version(chosen: str, pyproject: Pyproject, project: Project) -> str:
+    """`python-version` when it is set (and not older than runner runs on); else the
+    newest Python that the project's `requires-python` and runner both allow."""
+    if chosen:
+        if runner_supports(chosen) is False:
+            raise _config_error(
+                project,
+                "python-version",
+                f"runner needs Python {RUNNER_REQUIRES_PYTHON}, so its jobs cannot use {chosen!r}",
+            )
+        return chosen
+    spec = pyproject.doc.get("project", {}).get("requires-python", "")
+    if not isinstance(spec, str):
+        raise pyproject.error("project", "requires-python", f"expected a string, got {spec!r}")
+    try:
+        newest = newest_python(spec)
+    except ValueError as e:
+        raise pyproject.error("project", "requires-python", str(e)) from None
+    if newest is None:
+        raise pyproject.error(
+            "project",
+            "requires-python",
+            f"the project allows Python {spec!r} and runner needs {RUNNER_REQUIRES_PYTHON!r}: "
+            "no version is in both, so no job could run runner; widen requires-python",
+        )
+    return newest
 
 
-def _default_install(root: str) -> str:
-    """The project's own install command: with its `dev` extra when it has one."""
-    project = _pyproject(root).get("project", {})
-    if "dev" in project.get("optional-dependencies", {}):
-        return "python -m pip install -e '.[dev]'"
-    has_setup = any(os.path.isfile(os.path.join(root, f)) for f in ("setup.py", "setup.cfg"))
-    if not project and not has_setup and os.path.isfile(os.path.join(root, "requirements.txt")):
-        return "python -m pip install -r requirements.txt"
-    return "python -m pip install -e ."
+def _runner_install(requirement: str, install: str, pyproject: Pyproject, project: Project) -> str:
+    try:
+        return runner_install(requirement, install, project.root, pyproject.doc)
+    except ValueError as e:
+        raise _config_error(project, "runner", str(e)) from None
