@@ -21,6 +21,7 @@ removed: once installed it stays, and does nothing while no audited run is under
 from __future__ import annotations
 
 import _thread
+import itertools
 import os
 import sys
 
@@ -438,7 +439,7 @@ class Audit:
         self._observed: dict[str, Observed] = {}
         self._tmp: str | None = None
         self._real_environ: Any = None
-        self._n = 0
+        self._n = itertools.count(1)  # (next() is atomic: tasks run commands at once)
 
     # -- lifetime
     def start(self) -> None:
@@ -496,8 +497,7 @@ class Audit:
             obs = self._observed.get(name)
             if obs is None:
                 return argv, shell
-            self._n += 1
-            file = os.path.join(tmp, f"{safe}.{self._n}.trace")
+            file = os.path.join(tmp, f"{safe}.{next(self._n)}.trace")
             from .strace import command_line
 
             obs.traces.append(_Trace(file, cwd or os.getcwd(), shell))

@@ -127,9 +127,15 @@ class Scope:
         self.python = frozenset(python)  # the interpreter: its version is in every key
         import sysconfig
 
-        dirs = {sys.prefix, sys.exec_prefix, sys.base_prefix, *sysconfig.get_paths().values()}
+        # The interpreter's directories inside the project (a virtual environment
+        # there); those around it (a project in /usr/src) must not hide it.
+        paths = sysconfig.get_paths()
+        self.scripts = paths["scripts"].rstrip("/") + "/"  # installed distributions' commands
+        dirs = {sys.prefix, sys.exec_prefix, sys.base_prefix, *paths.values()}
         self.python_dirs = tuple(
-            d.rstrip("/") + "/" for d in dirs if d and os.path.realpath(d) != os.path.realpath(root)
+            d.rstrip("/") + "/"
+            for d in dirs
+            if d and any(os.path.realpath(d).startswith(r) for r in self.roots)
         )
 
     def relative(self, path: str) -> str | None:
@@ -274,7 +280,7 @@ def _tool_name(path: str, rel: str | None, declared: Declared, scope: Scope) -> 
     import shutil
 
     name = os.path.basename(path)
-    if path.startswith(scope.python_dirs):
+    if path.startswith(scope.scripts):
         return name
     found = shutil.which(name, path=declared.path)
     if found is not None and os.path.realpath(found) == os.path.realpath(path):

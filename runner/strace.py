@@ -72,8 +72,9 @@ def command_line(strace: str, trace_file: str, argv: list[str]) -> list[str]:
     ]
 
 
-_FD = r"(AT_FDCWD|-?\d+)(?:<((?:[^>\\]|\\.)*)>)?"
-_STR = r'"((?:[^"\\]|\\.)*)"'
+# (Unrolled loops, `[^"\\]*(?:\\.[^"\\]*)*`: an alternation per character is 5x slower.)
+_FD = r"(AT_FDCWD|-?\d+)(?:<([^>\\]*(?:\\.[^>\\]*)*)>)?"
+_STR = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
 _AT_PATH = re.compile(rf"{_FD}, {_STR}")
 _PATH = re.compile(_STR)
 _TWO_PATHS = re.compile(rf"{_STR}, {_STR}")

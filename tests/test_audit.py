@@ -604,3 +604,14 @@ def test_the_trace_parser_reports_a_list_commands_own_programs_only(tmp_path):
         '21 execve("/usr/bin/git", ["git"], 0x1 /* 3 vars */) = 0',
     ]), shell=False)
     assert got["ran"] == ["/usr/bin/python3", "/venv/bin/ruff"]
+
+
+def test_a_project_inside_the_interpreters_prefix_is_still_judged():
+    """A project in /usr/src/app with Python in /usr: only the interpreter's directories
+    *inside* the project are left out, never the project itself."""
+    from runner.findings import Scope
+
+    root = os.path.join(sys.prefix, "src", "app")
+    scope = Scope(root, os.path.join(root, ".runner"), [])
+    assert not scope.excluded(os.path.join(root, "main.py"), "main.py")
+    assert scope.excluded(os.path.join(root, ".runner", "x"), ".runner/x")
