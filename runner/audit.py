@@ -461,8 +461,13 @@ class Audit:
         if self.strace is not None:
             import tempfile
 
-            os.makedirs(os.path.join(self.cache_dir, "tmp"), exist_ok=True)
-            self._tmp = tempfile.mkdtemp(prefix="audit-", dir=os.path.join(self.cache_dir, "tmp"))
+            where = os.path.join(self.cache_dir, "tmp")
+            try:
+                os.makedirs(where, exist_ok=True)
+                self._tmp = tempfile.mkdtemp(prefix="audit-", dir=where)
+            except OSError as e:
+                self.strace, self.untraced = None, f"cannot keep traces in {where} ({e.strerror})"
+                return
             _tracers.add(os.path.realpath(self.strace))
             _tracers.add(self.strace)
 
@@ -542,6 +547,11 @@ class Audit:
                 ev.AuditFinding(name, f.kind, list(f.names), f.param, f.suggestion, f.text())
             )
         return found
+
+    def judged(self, order: list[str]) -> list[str]:
+        """The tasks of `order` that ran and were judged (cached ones: the others always
+        run), in order."""
+        return [n for n in order if n in self.findings and self.graph.tasks[n].cache]
 
     def hold(self, name: str) -> str | None:
         """In strict mode, why the task's result must not be stored (None: store it).

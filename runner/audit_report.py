@@ -14,9 +14,10 @@ if TYPE_CHECKING:
 def not_audited(audit: Audit, outcome: Outcome) -> dict[str, str]:
     """The tasks of the run that were not judged, with why."""
     why: dict[str, str] = {}
+    judged = audit.judged(outcome.order)
     for name in outcome.order:
         r = outcome.results.get(name)
-        if name in audit.findings and audit.graph.tasks[name].cache:
+        if name in judged:
             continue
         if name in audit.findings:
             why[name] = "not cached: it always runs, so nothing it reads can go stale"
@@ -32,7 +33,7 @@ def report_text(audit: Audit, outcome: Outcome) -> str:
     audited, and in strict mode what that means for the run."""
     found = {n: f for n, f in audit.findings.items() if f}
     total = sum(len(f) for f in found.values())
-    judged = [n for n in outcome.order if n in audit.findings and audit.graph.tasks[n].cache]
+    judged = audit.judged(outcome.order)
     lines = [""]
     if total:
         lines.append(
@@ -45,9 +46,10 @@ def report_text(audit: Audit, outcome: Outcome) -> str:
             f"audit ({audit.mode}): nothing undeclared"
             + (f" in {shown}" if judged else ": no cached task ran")
         )
-    for name in outcome.order:
-        for f in found.get(name, ()):
-            lines.append(f"  {name}: {f.sentence()}")
+    for name in judged if total else ():  # one report per task
+        lines += [f"  {name}: {f.sentence()}" for f in found.get(name, ())]
+        if name not in found:
+            lines.append(f"  {name}: nothing undeclared")
     skipped = not_audited(audit, outcome)
     if skipped:
         lines.append("not audited:")
@@ -55,6 +57,6 @@ def report_text(audit: Audit, outcome: Outcome) -> str:
     if audit.untraced is not None:
         lines.append(f"commands were not audited: {audit.untraced}")
     if audit.mode == "strict" and total:
-        names = ", ".join(found)
+        names = ", ".join(n for n in judged if n in found)
         lines.append(f"audit failed (--audit=strict): nothing was cached for {names}; exit 1")
     return "\n".join(lines) + "\n"

@@ -176,7 +176,7 @@ def _end_audit(auditor: Any, outcome: Outcome, bus: Any) -> None:
         AuditFinished(
             auditor.mode,
             found,
-            [n for n in outcome.order if n in auditor.findings],
+            auditor.judged(outcome.order),
             not_audited(auditor, outcome),
             auditor.strace is not None,
             auditor.untraced,
