@@ -200,6 +200,27 @@ def test_an_undeclared_write_in_python_is_flagged(project):
     assert "dist/app.txt" not in r.out
 
 
+def test_renames_and_removals_in_python_are_judged_as_writes(project):
+    project.write("keep.txt", "k")
+    project.tasksfile("""
+        import os
+
+        @task(inputs=["tasksfile.py"], outputs=["out.txt"])
+        def build():
+            fd = os.open("out.tmp", os.O_WRONLY | os.O_CREAT)
+            os.write(fd, b"x")
+            os.close(fd)
+            os.replace("out.tmp", "out.txt")    # an atomic write of a declared output
+            open("other.tmp", "w").write("y")
+            os.rename("other.tmp", "other.txt")  # ... and of an undeclared one
+            os.remove("keep.txt")                # a file it does not own
+    """)
+    r = project.run("--audit", "--log-format", "json", "build")
+    assert r.code == 0, r.output
+    got = {(f["what"], tuple(f["names"])) for f in findings(r)}
+    assert got == {("write", ("other.txt",)), ("remove", ("keep.txt",))}
+
+
 @needs_strace
 def test_an_undeclared_write_in_a_command_is_flagged_and_a_temporary_file_is_not(project):
     project.tasksfile("""
@@ -615,3 +636,14 @@ def test_a_project_inside_the_interpreters_prefix_is_still_judged():
     scope = Scope(root, os.path.join(root, ".runner"), [])
     assert not scope.excluded(os.path.join(root, "main.py"), "main.py")
     assert scope.excluded(os.path.join(root, ".runner", "x"), ".runner/x")
+
+
+def test_completion_offers_audit_and_the_audit_command(project):
+    project.tasksfile("""
+        @task
+        def build():
+            pass
+    """)
+    flags = project.run("--complete=bash", "--", "--au").out.split()
+    assert flags == ["--audit"]
+    assert "audit" in project.run("--complete=bash", "--", "au").out.split()
