@@ -47,18 +47,18 @@ SHELL = "/bin/sh"  # what runs a string command (runner.proc)
 
 class Observed:
     """What one attempt of a task did, as absolute paths and names, in order of first
-    sight. `made`: files it created or replaced (reading them back later is not
-    reading an input)."""
+    sight (and runner.strace's sink). `made`: files it created or replaced (reading
+    them back later is not reading an input)."""
 
-    __slots__ = ("reads", "writes", "removed", "listed", "ran", "env", "made", "traces", "busy")
+    __slots__ = ("reads", "writes", "removed", "dirs", "programs", "env", "made", "traces", "busy")
 
     def __init__(self) -> None:
         self.reads: dict[str, None] = {}
         self.writes: dict[str, None] = {}
         self.removed: dict[str, None] = {}
-        self.listed: dict[str, None] = {}
-        self.ran: dict[str, None] = {}
-        self.env: dict[str, None] = {}
+        self.dirs: dict[str, None] = {}  # directories listed
+        self.programs: dict[str, None] = {}  # programs run
+        self.env: dict[str, None] = {}  # variables read
         self.made: set[str] = set()
         self.traces: list[_Trace] = []  # commands run, whose traces are not read yet
         self.busy = False  # inside the hook: what it does itself is not the task's
@@ -78,19 +78,20 @@ class Observed:
         self.remove(src)
         self.write(dst)
 
-    def listed_dir(self, path: str) -> None:
-        self.listed[path] = None
+    def listed(self, path: str) -> None:
+        self.dirs[path] = None
 
-    def ran_program(self, path: str) -> None:
-        self.ran[path] = None
+    def ran(self, path: str) -> None:
+        self.programs[path] = None
 
     def counts(self) -> dict[str, int]:
+        """How much of each it did (the paths and names are in the findings)."""
         return {
             "read": len(self.reads),
             "written": len(self.writes),
             "removed": len(self.removed),
-            "listed": len(self.listed),
-            "ran": len(self.ran),
+            "listed": len(self.dirs),
+            "ran": len(self.programs),
             "env": len(self.env),
         }
 
@@ -100,33 +101,6 @@ class Observed:
         traces, self.traces = self.traces, []
         for t in traces:
             t.read_into(self)
-
-
-class _Sink:
-    """runner.strace's view of an Observed."""
-
-    __slots__ = ("obs",)
-
-    def __init__(self, obs: Observed) -> None:
-        self.obs = obs
-
-    def read(self, path: str) -> None:
-        self.obs.read(path)
-
-    def write(self, path: str) -> None:
-        self.obs.write(path)
-
-    def remove(self, path: str) -> None:
-        self.obs.remove(path)
-
-    def rename(self, src: str, dst: str) -> None:
-        self.obs.rename(src, dst)
-
-    def listed(self, path: str) -> None:
-        self.obs.listed_dir(path)
-
-    def ran(self, path: str) -> None:
-        self.obs.ran_program(path)
 
 
 class _Trace:
@@ -140,7 +114,7 @@ class _Trace:
     def read_into(self, obs: Observed) -> None:
         from . import strace
 
-        strace.parse(self.file, self.cwd, _Sink(obs), shell_command=self.shell, shells=SHELLS)
+        strace.parse(self.file, self.cwd, obs, shell_command=self.shell, shells=SHELLS)
         try:
             os.unlink(self.file)
         except OSError:
@@ -296,7 +270,7 @@ def _on_open(obs: Observed, args: tuple[Any, ...]) -> None:
 def _on_listdir(obs: Observed, args: tuple[Any, ...]) -> None:
     path = _path(args[0] if args and args[0] is not None else ".")
     if path is not None and _by_task(obs):
-        obs.listed_dir(path)
+        obs.listed(path)
 
 
 def _on_remove(obs: Observed, args: tuple[Any, ...]) -> None:
@@ -327,13 +301,11 @@ def _on_spawn(program: int, args_at: int, env_at: int | None, cwd_at: int | None
     """A handler for an event that starts a program: which argument names it."""
 
     def handle(obs: Observed, args: tuple[Any, ...]) -> None:
-        prog = args[program] if program >= 0 else None
-        argv = args[args_at]
-        if prog is None:
-            prog = argv if isinstance(argv, (str, bytes)) else argv[0]
-            if isinstance(argv, (str, bytes)):  # a shell command line: its first word
-                words = os.fsdecode(argv).split()
-                prog = words[0] if words else None
+        prog, argv = args[program], args[args_at]
+        if prog is None and isinstance(argv, (str, bytes)):  # a command line: its first word
+            prog = next(iter(os.fsdecode(argv).split()), None)
+        elif prog is None:
+            prog = argv[0] if argv else None
         if prog is None:
             return
         env = args[env_at] if env_at is not None else None
@@ -343,7 +315,7 @@ def _on_spawn(program: int, args_at: int, env_at: int | None, cwd_at: int | None
             return
         if _origin() == RUNNER and (found in _tracers or found in SHELLS):
             return  # sh's own: a command under strace (seen in its trace), or its shell
-        obs.ran_program(found)
+        obs.ran(found)
 
     return handle
 
@@ -367,7 +339,7 @@ def _on_system(obs: Observed, args: tuple[Any, ...]) -> None:
     if words and _by_task(obs):
         found = _which(words[0], None, None)
         if found is not None:
-            obs.ran_program(found)
+            obs.ran(found)
 
 
 _HANDLERS: dict[str, Callable[[Observed, tuple[Any, ...]], None]] = {

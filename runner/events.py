@@ -146,9 +146,10 @@ class AuditFinished(Event):
     """--audit: the audit of the run is over. `mode` warn or strict; `findings` how many;
     `audited` the tasks judged; `not_audited` the tasks that did not run (up to date) or
     always run (not cached), with why; `commands` whether commands were traced, and
-    `note` why not."""
+    `note` why not; `observed`: per task that ran, how many files it read, wrote,
+    removed, directories it listed, programs it ran, variables it read."""
 
-    __slots__ = ("mode", "findings", "audited", "not_audited", "commands", "note")
+    __slots__ = ("mode", "findings", "audited", "not_audited", "commands", "note", "observed")
     kind = "audit_finished"
 
     def __init__(
@@ -159,9 +160,11 @@ class AuditFinished(Event):
         not_audited: dict[str, str],
         commands: bool,
         note: str | None = None,
+        observed: dict[str, dict[str, int]] | None = None,
     ) -> None:
         self.mode, self.findings, self.audited = mode, findings, audited
         self.not_audited, self.commands, self.note = not_audited, commands, note
+        self.observed = observed or {}
 
 
 class RunFinished(Event):

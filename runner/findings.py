@@ -259,7 +259,7 @@ def _tools(
 ) -> list[Finding]:
     found = []
     seen: set[str] = set()
-    for path in obs.ran:
+    for path in obs.programs:
         real = os.path.realpath(path)
         if real in seen or real in scope.python or real in shells:
             continue

@@ -180,6 +180,7 @@ def _end_audit(auditor: Any, outcome: Outcome, bus: Any) -> None:
             not_audited(auditor, outcome),
             auditor.strace is not None,
             auditor.untraced,
+            auditor.counts,
         )
     )
 

@@ -496,6 +496,8 @@ def test_without_strace_commands_are_not_audited_and_the_report_says_so_once(pro
         def one():
             sh("cat config.txt")
             open("config.txt").read()
+            import subprocess
+            subprocess.run(["true"], check=True)  # a program its Python code starts
 
         @task(inputs=["tasksfile.py"], tools=["cat"])
         def two():
@@ -505,6 +507,7 @@ def test_without_strace_commands_are_not_audited_and_the_report_says_so_once(pro
     assert r.code == 0, r.output
     assert r.out.count("commands were not audited: strace is not installed") == 1, r.out
     assert "one: read config.txt" in r.out, "Python code is still audited"
+    assert 'tools= does not declare: add tools=[..., "true"]' in r.out
     assert "two: read" not in r.out
 
 
