@@ -94,15 +94,6 @@ class Finding:
             subject = f"{len(self.names)} files {what[1]} ({shown}{more})"
         return f"{what[0]} {subject}: add {self.fix}"
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "task": self.task,
-            "kind": self.kind,
-            "names": list(self.names),
-            "param": self.param,
-            "suggestion": self.suggestion,
-        }
-
     def __repr__(self) -> str:
         return f"Finding({self.text()!r})"
 
@@ -229,8 +220,8 @@ def judge(obs: Observed, declared: Declared, scope: Scope, shells: frozenset[str
         rel = _judged(path, scope)
         if rel is None or scope.ignored(rel) or declared.reads(rel):
             continue
-        if path in obs.made or not os.path.isfile(path):
-            continue  # its own intermediate, or not a file (a directory, gone)
+        if not os.path.isfile(path):
+            continue  # not a file: a directory, or gone (its own intermediate)
         reads.append(rel)
     for path in obs.writes:
         rel = _judged(path, scope)

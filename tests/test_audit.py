@@ -200,6 +200,20 @@ def test_an_undeclared_write_in_python_is_flagged(project):
     assert "dist/app.txt" not in r.out
 
 
+def test_a_file_read_and_then_rewritten_is_both_an_input_and_an_output(project):
+    project.write("notes.txt", "n")
+    project.tasksfile("""
+        @task(inputs=["tasksfile.py"])
+        def fmt():
+            text = open("notes.txt").read()
+            open("notes.txt", "w").write(text.upper())
+    """)
+    r = project.run("--audit", "--log-format", "json", "fmt")
+    assert r.code == 0, r.output
+    assert {(f["what"], tuple(f["names"])) for f in findings(r)} == {
+        ("read", ("notes.txt",)), ("write", ("notes.txt",))}
+
+
 def test_renames_and_removals_in_python_are_judged_as_writes(project):
     project.write("keep.txt", "k")
     project.tasksfile("""
