@@ -11,11 +11,14 @@ import sys
 from runner import TaskError, sh, task
 
 PY = sys.executable
-CODE = ["runner/**/*.py", "plugins/**", "pyproject.toml"]
-TESTS = ["tests/**/*.py", "tests/data/**", "examples/**"]
+# What the tools read besides the code (`runner --audit=strict` checks these lists):
+# ruff and hatchling follow .gitignore; the wheel holds the `runner` script.
+CODE = ["runner/**/*.py", "runner/_scripts/*", "plugins/**", "pyproject.toml", ".gitignore"]
+TESTS = ["tests/**/*.py", "tests/data/**", "tests/tools/**", "examples/**", "README.md"]
 
 
-@task(inputs=[*CODE, "tests/**/*.py", "tasksfile.py", "benchmarks/**/*.py"], ci=True)
+@task(inputs=[*CODE, "tests/**/*.py", "tasksfile.py", "benchmarks/**/*.py"],
+      tools=["ruff", "mypy"], ci=True)
 def lint():
     """Lint (ruff) and type-check (mypy) the code."""
     sh([PY, "-m", "ruff", "check", "runner", "plugins", "tests", "benchmarks", "tasksfile.py"])
@@ -24,7 +27,7 @@ def lint():
 
 
 @task(inputs=[*CODE, *TESTS, "tasksfile.py", ".github/workflows/*.yml"],
-      env=["PYTEST_ADDOPTS"], timeout=1800,
+      env=["PYTEST_ADDOPTS"], tools=["pytest"], timeout=1800,
       # On GitHub the job first installs what the tests use (nginx, chromium, strace,
       # actionlint ...): without them those tests would skip.
       ci={"dispatch": True, "needs_setup": "bash .ci/setup"})

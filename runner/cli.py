@@ -36,6 +36,7 @@ usage: runner [OPTIONS] [TASK [TASK-OPTIONS]]...
        runner hash TASK [TASK-OPTIONS]
        runner watch TASK [TASK-OPTIONS] [--run 'CMD'] [--restart-build] [--clear]
        runner history [--task TASK] [--limit N] [--json]
+       runner audit TASK...   (the same as runner --audit -B TASK...)
        runner ci github [TASK...] [--output PATH] [--check]
        runner cache info|clean|prune [--max-size SIZE] [--older-than AGE]
        runner init
@@ -57,6 +58,8 @@ options:
   -v, --verbose         say why each task runs; tracebacks for errors
   -q, --quiet           print task output and failures only
   --log-format FORMAT   text (default) or json: one JSON object per event
+  --audit[=MODE]        report what tasks read, write, run or use without declaring
+                        it (MODE warn, the default, or strict: store nothing and exit 1)
   --version             print the version
   --completion SHELL    print the completion script for bash, zsh or fish
   -h, --help            this help; TASK --help shows a task's options
@@ -64,7 +67,8 @@ options:
 exit codes: 0 success, 1 a task failed, 2 usage or definition error, 130 interrupted
 """
 
-COMMANDS = ("graph", "hash", "watch", "history")  # and `init`, handled first: it needs no tasksfile
+# And `init`, handled first: it needs no tasksfile.
+COMMANDS = ("graph", "hash", "watch", "history", "audit")
 # Two-word commands: built in whatever the tasks are called.
 SUBCOMMANDS = {"cache": ("info", "clean", "prune"), "ci": ("github",)}
 
@@ -101,6 +105,8 @@ class Options:
         self.restart_on_exit = False
         self.clear = False
         self.completion: str | None = None
+        self.audit: str | None = None  # --audit[=warn|strict]; None: as configured
+        self.audit_command = False  # `runner audit`: audited whatever is configured
 
 
 # option -> (attribute, takes a value)
@@ -127,6 +133,7 @@ _GLOBAL: dict[str, tuple[str, bool]] = {
     "--log-format": ("log_format", True),
     "--version": ("version", False),
     "--completion": ("completion", True),
+    "--audit": ("audit", False),  # an optional value: --audit=strict
     "-l": ("list", False),
     "--list": ("list", False),
     "--json": ("json", False),
@@ -163,6 +170,13 @@ def _set_global(opts: Options, flag: str, value: str | None) -> None:
         if value not in ("text", "json"):
             raise UsageError(f"--log-format expects text or json, got {value!r}")
         opts.log_format = value
+    elif attr == "audit":
+        modes = ("off", "warn", "strict")
+        if value is not None and value not in modes:
+            raise UsageError(
+                f"--audit expects warn, strict or off, got {value!r}{did_you_mean(value, modes)}"
+            )
+        opts.audit = value or "warn"
     elif attr == "verbose":
         opts.verbose += 1
     elif _GLOBAL[flag][1]:
@@ -186,6 +200,9 @@ def _take_global(opts: Options, words: list[str], i: int) -> int | None:
     one (bundled short flags like -nB count)."""
     word = words[i]
     flag, value = _split(word)
+    if flag == "--audit":  # --audit alone, or --audit=MODE
+        _set_global(opts, flag, value)
+        return i + 1
     if flag in _GLOBAL:
         if _GLOBAL[flag][1]:
             if value is None:
@@ -390,6 +407,9 @@ def _command(
         return watch_command(
             opts, project, graph, invocations, _task_args(graph, order, invocations), out, err
         )
+    if name == "audit":
+        opts.force = opts.audit_command = True
+        return _run(opts, words, project, graph, out, err)
     if name == "history":
         from .history import history_command
 
@@ -788,8 +808,15 @@ def _execute(
         quiet=opts.quiet,
         verbose=bool(opts.verbose),
         keep_going=opts.keep_going,
+        audit=_audit_mode(opts, project),
     )
     return outcome.exit_code
+
+
+def _audit_mode(opts: Options, project: Project) -> str:
+    """--audit[=MODE] over `[tool.runner] audit` (RUNNER_AUDIT); `runner audit` audits."""
+    mode = opts.audit or project.config.audit
+    return "warn" if mode == "off" and opts.audit_command else mode
 
 
 def run_entry(entry: Callable[[], int]) -> int:

@@ -30,6 +30,7 @@ COMMANDS = {
     "hash": "print a task's fingerprint",
     "watch": "re-run a task when its inputs change",
     "history": "recent runs",
+    "audit": "run tasks, report what they do not declare",
     "ci": "generate a CI workflow",
     "cache": "inspect and clean the cache",
     "init": "write a starter tasksfile.py",
@@ -281,7 +282,7 @@ def global_options() -> list[Candidate]:
         if inside:
             names, _, help_ = text.strip().partition("  ")
             for name in names.split(","):
-                word = name.strip().split(" ")[0]
+                word = name.strip().split(" ")[0].split("[")[0]  # --audit[=MODE]
                 if word.startswith("-"):
                     found.append(Candidate(word, help_.strip()))
     return found

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # key -> (kind, default). Kinds: str, int (>= 0), count (>= 1), number, bool, strings
 # (a list of str), str-or-strings, any (a TOML value passed through, checked where it
-# is used).
+# is used), and `a|b|c` (one of these strings).
 SCHEMA: dict[str, tuple[str, Any]] = {
     "tasksfile": ("str", "tasksfile.py"),
     "jobs": ("count", 0),  # unset (0): the number of CPUs
@@ -29,6 +29,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "plugins": ("strings", []),
     "kill_timeout": ("number", 5.0),
     "dotenv": ("str-or-strings", []),  # .env files whose variables reach every task
+    "audit": ("off|warn|strict", "off"),  # --audit's mode when it is not given (runner.audit)
 }
 TABLES: dict[str, dict[str, tuple[str, Any]]] = {
     "watch": {
@@ -235,6 +236,10 @@ def _check(key: str, kind: str, value: Any, where: dict[str, Any]) -> Any:
     elif kind == "strings":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad("a list of strings")
+    elif "|" in kind:
+        choices = kind.split("|")
+        if value not in choices:
+            raise bad(", ".join(choices[:-1]) + " or " + choices[-1])
     elif kind == "str-or-strings":
         ok = isinstance(value, str) or (
             isinstance(value, list) and all(isinstance(v, str) for v in value)

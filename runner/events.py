@@ -156,6 +156,46 @@ class CommandFinished(Event):
         self.task, self.cmd, self.exit_code, self.duration = task, cmd, exit_code, duration
 
 
+class AuditFinding(Event):
+    """--audit: something a task did that its declaration does not cover: `what` is
+    read, write, remove, tool or env; `names` the files, the program or the variable;
+    `suggestion` what to add to the task's `param` (inputs, outputs, tools, env)."""
+
+    __slots__ = ("task", "what", "names", "param", "suggestion", "text")
+    kind = "audit_finding"
+
+    def __init__(
+        self, task: str, what: str, names: list[str], param: str, suggestion: str, text: str
+    ) -> None:
+        self.task, self.what, self.names = task, what, names
+        self.param, self.suggestion, self.text = param, suggestion, text
+
+
+class AuditFinished(Event):
+    """--audit: the audit of the run is over. `mode` warn or strict; `findings` how many;
+    `audited` the tasks judged; `not_audited` the tasks that did not run (up to date) or
+    always run (not cached), with why; `commands` whether commands were traced, and
+    `note` why not; `observed`: per task that ran, how many files it read, wrote,
+    removed, directories it listed, programs it ran, variables it read."""
+
+    __slots__ = ("mode", "findings", "audited", "not_audited", "commands", "note", "observed")
+    kind = "audit_finished"
+
+    def __init__(
+        self,
+        mode: str,
+        findings: int,
+        audited: list[str],
+        not_audited: dict[str, str],
+        commands: bool,
+        note: str | None = None,
+        observed: dict[str, dict[str, int]] | None = None,
+    ) -> None:
+        self.mode, self.findings, self.audited = mode, findings, audited
+        self.not_audited, self.commands, self.note = not_audited, commands, note
+        self.observed = observed or {}
+
+
 class RunFinished(Event):
     """The run is over. `critical_path`: the chain of tasks, each waiting for the one
     before, that decided the wall time; `saved`: the time cache hits saved."""

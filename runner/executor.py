@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from .audit import Audit
     from .events import Bus
     from .graph import Graph
     from .plan import Planner
@@ -58,6 +59,7 @@ class Outcome:
         self.duration = duration
         self.interrupted = interrupted
         self.deps = deps or {}
+        self.audit_failed = False  # --audit=strict found something (runner.audit)
 
     @property
     def failed(self) -> list[str]:
@@ -69,7 +71,7 @@ class Outcome:
         if self.interrupted:
             return 130
         stopped = any(r.status == ev.CANCELLED for r in self.results.values())
-        return 1 if self.failed or stopped else 0
+        return 1 if self.failed or stopped or self.audit_failed else 0
 
     def counts(self) -> dict[str, int]:
         c: dict[str, int] = {}
@@ -228,6 +230,7 @@ class Executor:
         root: str,
         grace: float = 5.0,
         interactive: bool = False,
+        audit: Audit | None = None,
     ) -> None:
         self.graph = graph
         self.order = order
@@ -239,6 +242,7 @@ class Executor:
         self.root = root
         self.grace = grace
         self.interactive = interactive
+        self.audit = audit  # --audit: records what each task does (None: off)
         self._q: SimpleQueue[tuple[Any, ...]] = SimpleQueue()
         self._restore_streams: Any = None  # set once a task's code is about to run
         self._workers = _Workers()
@@ -556,6 +560,8 @@ class Executor:
             env=self.planner.dotenv_overlay(task),
             lifeline=self._lifeline,
         )
+        if self.audit is not None:
+            ctx.trace = self.audit.tracer(name)
         set_context(ctx)
         started = time.monotonic()
         attempt = 1
@@ -566,7 +572,7 @@ class Executor:
             while missing is None:  # (else it cannot start: below)
                 self._q.put(("attempt", name, time.monotonic()))
                 bus.emit(ev.TaskStarted(name, decision.reason, attempt))
-                error = _run_attempt(task.call, self.args[name])
+                error = self._attempt(name)
                 if error is None:
                     result = self._store(name, time.monotonic() - started)
                     break
@@ -596,15 +602,32 @@ class Executor:
             set_context(None)
         if result.status == ev.FAILED:
             self.planner.remember_failure(name)  # what -n compares with next time
+        if self.audit is not None and missing is None:
+            self.audit.finish(name)
         if result.status == ev.CANCELLED or result.exit_code == 124:
             self.planner.discard(name)
         self._q.put(("done", name, result))
 
+    def _attempt(self, name: str) -> _Failure | None:
+        """Run the task's code once (watched, with --audit)."""
+        task = self.graph.tasks[name]
+        if self.audit is None:
+            return _run_attempt(task.call, self.args[name])
+        self.audit.begin(name)
+        try:
+            return _run_attempt(task.call, self.args[name])
+        finally:
+            self.audit.end(name)
+
     def _store(self, name: str, duration: float) -> ev.TaskFinished:
-        """The task succeeded: its outputs go into the cache (if it made them all)."""
+        """The task succeeded: its outputs go into the cache (if it made them all,
+        and unless --audit=strict found something it does not declare)."""
         missing = self.planner.check_outputs(name)
         if missing is not None:
             return ev.TaskFinished(name, ev.FAILED, duration, exit_code=1, error=missing)
+        held = self.audit.hold(name) if self.audit is not None else None
+        if held is not None:
+            return ev.TaskFinished(name, ev.OK, duration, exit_code=0, reason=held)
         try:
             why_not = self.planner.record(name, duration)
         except StoreError as e:

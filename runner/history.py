@@ -22,11 +22,14 @@ class HistoryRecorder:
         self.started = time.time()
         self.tasks: list[tuple[str, str, float]] = []
         self.saved = 0.0
+        self.audit: ev.AuditFinished | None = None
 
     def __call__(self, e: ev.Event) -> None:
         if isinstance(e, ev.TaskFinished):
             self.tasks.append((e.task, e.status, e.duration))
             self.saved += e.saved or 0.0
+        elif isinstance(e, ev.AuditFinished):
+            self.audit = e
         elif isinstance(e, ev.RunFinished):
             self.store.add_run(
                 e.run_id,
@@ -38,6 +41,8 @@ class HistoryRecorder:
                 self.targets,
                 self.tasks,
             )
+            if self.audit is not None:
+                self.store.mark_audited(e.run_id, self.audit.mode, self.audit.findings)
 
 
 def history_command(
@@ -85,8 +90,17 @@ def _runs_table(rows: list[dict[str, Any]], out: TextIO) -> None:
         out.write(
             f"{_when(r['started']):<19}  {r['status'] or '?':<11} {took:>7.2f}s  "
             f"{r['ran'] or 0:>4} {r['hits'] or 0:>4} {r['restored'] or 0:>5} "
-            f"{r['failed'] or 0:>4}  {r['targets'] or ''}\n"
+            f"{r['failed'] or 0:>4}  {r['targets'] or ''}{_audit_mark(r)}\n"
         )
+
+
+def _audit_mark(run: dict[str, Any]) -> str:
+    """`  [audit strict: 2 findings]` for a run made with --audit."""
+    a = run.get("audit")
+    if not a:
+        return ""
+    n = a["findings"]
+    return f"  [audit {a['mode']}: {n or 'no'} finding{'s' * (n != 1)}]"
 
 
 def _task_table(task: str, rows: list[dict[str, Any]], out: TextIO) -> None:

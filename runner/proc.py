@@ -107,6 +107,7 @@ class TaskContext:
         self.command_done = command_done  # (command, exit code, seconds) as each ends
         self.interactive = interactive  # commands may read the terminal (stdin)
         self.partial: dict[str, str] = {}  # what print() wrote after its last newline
+        self.trace: Callable[..., tuple[Any, bool]] | None = None  # --audit (runner.audit)
 
 
 def set_context(ctx: TaskContext | None) -> None:
@@ -239,6 +240,8 @@ def sh(
                 full_env[k] = str(v)
     if ctx is not None:  # relative to the task's directory, wherever runner was started
         cwd = ctx.cwd if cwd is None else os.path.join(ctx.cwd, cwd)
+    if ctx is not None and ctx.trace is not None:  # --audit: the command runs under strace
+        argv, shell = ctx.trace(argv, shell, cwd, full_env)
     if ctx is not None:
         ctx.command(shown)
     lifeline = ctx.lifeline if ctx is not None else None

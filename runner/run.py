@@ -69,9 +69,10 @@ def execute(
     verbose: bool = False,
     keep_going: bool = False,
     started: Callable[[Executor], None] | None = None,
+    audit: str = "off",
 ) -> Outcome:
     """Run `order` (deps first); `started` gets the executor (to cancel it from
-    another thread)."""
+    another thread); `audit`: off, warn or strict (runner.audit)."""
     from .events import Bus, RunFinished, RunStarted
     from .executor import Executor
     from .ui import make_renderer
@@ -105,6 +106,19 @@ def execute(
         planner.store.locks.share_project()
         bus.subscribe(HistoryRecorder(planner.store, order))
     bus.emit(RunStarted(run_id, order, jobs))
+    auditor = None
+    if audit != "off":
+        from .audit import Audit
+
+        auditor = Audit(
+            audit,
+            graph,
+            project.root,
+            project.cache_dir,
+            config.global_inputs,
+            bus,
+            dotenv=planner.dotenv_overlay,
+        )
     executor = Executor(
         graph,
         order,
@@ -116,11 +130,21 @@ def execute(
         root=project.root,
         grace=config.kill_timeout,
         interactive=not parallel,
+        audit=auditor,
     )
     if started is not None:
         started(executor)
-    outcome = executor.run()
-    status = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "ok")
+    if auditor is None:
+        outcome = executor.run()
+    else:
+        auditor.start()
+        try:
+            outcome = executor.run()
+        finally:
+            auditor.stop()
+        _end_audit(auditor, outcome, bus)
+    failed = outcome.failed or outcome.audit_failed
+    status = "interrupted" if outcome.interrupted else ("failed" if failed else "ok")
     bus.emit(
         RunFinished(
             run_id,
@@ -133,7 +157,33 @@ def execute(
         )
     )
     renderer.summary(outcome)
+    if auditor is not None and log_format != "json":
+        from .audit_report import report_text
+
+        out.write(report_text(auditor, outcome))
     return outcome
+
+
+def _end_audit(auditor: Any, outcome: Outcome, bus: Any) -> None:
+    """The audit's verdict: an event with its counts; in strict mode a finding fails
+    the run."""
+    from .audit_report import not_audited
+    from .events import AuditFinished
+
+    found = sum(len(f) for f in auditor.findings.values())
+    if auditor.mode == "strict" and found:
+        outcome.audit_failed = True
+    bus.emit(
+        AuditFinished(
+            auditor.mode,
+            found,
+            auditor.judged(outcome.order),
+            not_audited(auditor, outcome),
+            auditor.strace is not None,
+            auditor.untraced,
+            auditor.counts,
+        )
+    )
 
 
 def dry_run(

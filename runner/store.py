@@ -56,6 +56,11 @@ SNAPSHOTS = """
 CREATE TABLE IF NOT EXISTS snapshots (
     name TEXT PRIMARY KEY, created REAL NOT NULL, data BLOB NOT NULL);
 """
+# The runs made with --audit (runner.audit), made on first use like snapshots.
+AUDITS = """
+CREATE TABLE IF NOT EXISTS audits (
+    run_id TEXT PRIMARY KEY, mode TEXT NOT NULL, findings INTEGER NOT NULL);
+"""
 KEEP_RUNS = 1000  # the history keeps this many runs
 SCHEMA = (
     """
@@ -73,6 +78,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started);
 """
     + SNAPSHOTS
+    + AUDITS
 )
 KEEP_SNAPSHOTS = 8  # the snapshots of the targets run most recently (runner.snapshot)
 # A run's task outcomes are one sealed list [(task, status, duration)] in its row, not a
@@ -472,8 +478,38 @@ class Store:
 
         self._guard(q)
 
+    def mark_audited(self, run_id: str, mode: str, findings: int) -> None:
+        """Note that a run was audited (--audit), in which mode, with how many findings."""
+
+        def q(db: sqlite3.Connection) -> None:
+            db.execute(AUDITS)
+            db.execute("BEGIN")
+            db.execute("INSERT OR REPLACE INTO audits VALUES (?,?,?)", (run_id, mode, findings))
+            db.execute("DELETE FROM audits WHERE run_id NOT IN (SELECT id FROM runs)")
+            db.execute("COMMIT")
+
+        self._guard(q)
+
+    def audits(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The audited runs among these: run id -> {mode, findings}."""
+
+        def q(db: sqlite3.Connection) -> list[tuple[str, str, int]]:
+            marks = ",".join("?" * len(run_ids))
+            try:
+                return db.execute(
+                    f"SELECT run_id, mode, findings FROM audits WHERE run_id IN ({marks})",
+                    run_ids,
+                ).fetchall()
+            except sqlite3.OperationalError as e:
+                if "no such table" in str(e):
+                    return []  # a store from before audits
+                raise
+
+        rows = self._guard(q, []) if run_ids else []
+        return {r: {"mode": m, "findings": n} for r, m, n in rows}
+
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The most recent runs, newest first."""
+        """The most recent runs, newest first (with `audit` for an audited one)."""
         cols = (
             "id",
             "started",
@@ -492,7 +528,12 @@ class Store:
             ).fetchall(),
             [],
         )
-        return [dict(zip(cols, r, strict=True)) for r in rows]
+        found = [dict(zip(cols, r, strict=True)) for r in rows]
+        audits = self.audits([r["id"] for r in found])
+        for r in found:
+            if r["id"] in audits:
+                r["audit"] = audits[r["id"]]
+        return found
 
     def _outcomes(self, limit: int) -> list[tuple[str, float, list[tuple[str, str, float]]]]:
         """(run id, when it ended, its task outcomes) of the most recent runs."""
