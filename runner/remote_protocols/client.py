@@ -20,7 +20,7 @@ credentials, the one thing to show a user.
 from __future__ import annotations
 
 from .. import deadline
-from .digests import verified_chunks
+from .digests import CHUNK, verified_chunks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ class Blob:
     def chunks(self) -> Iterator[bytes]:
         if self.path is not None:
             return verified_chunks(self.path, self.digest)
-        return iter((self.data,) if self.data else ())
+        data = self.data or b""
+        return (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
 
     def content(self) -> bytes:
         """All of it (for a batch of small blobs)."""

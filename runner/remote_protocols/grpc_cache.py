@@ -232,7 +232,7 @@ class GrpcCache(Client):
                         data=chunk,
                     )
                     offset += len(chunk)
-            except BaseException as e:  # grpc only says "Exception iterating requests"
+            except Exception as e:  # grpc itself only says "Exception iterating requests"
                 failure.append(e)
                 raise
 

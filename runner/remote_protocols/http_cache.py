@@ -237,7 +237,10 @@ class HttpCache(Client):
         try:
             if self._sock is not None:
                 self._sock.settimeout(d.left())
-            return resp.read(amount)
+            data = resp.read(amount)
+            if not data and resp.length:  # read(amount) says nothing of a short body
+                raise http.client.IncompleteRead(b"", resp.length)
+            return data
         except (OSError, http.client.HTTPException) as e:
             self.close()
             if isinstance(e, TimeoutError):
