@@ -100,7 +100,8 @@ def ensure_buildgrid() -> Path | str:
             shutil.rmtree(venv, ignore_errors=True)
             said = getattr(e, "stderr", "") or str(e)
             lines = [line for line in said.splitlines() if "is ignored" not in line]
-            return f"cannot install buildgrid=={BUILDGRID_VERSION} from PyPI: {' '.join(lines)[-400:]}"
+            why = " ".join(lines)[-400:]
+            return f"cannot install buildgrid=={BUILDGRID_VERSION} from PyPI: {why}"
         complete.write_text(f"buildgrid=={BUILDGRID_VERSION}\n")
     return bgd
 
@@ -138,9 +139,10 @@ instances:
 
 class BuildGrid:
     """`bgd server start` on a config of its own (see BUILDGRID_CONFIG): an in-memory
-    CAS and action cache (the CAS in `storage_dir` if given). `jwt_secret`: requests need an HS256 token signed with it
-    (`token()`); `tls`: a Certificates, served over TLS and, with `client_ca`, asking
-    for client certificates signed by it."""
+    CAS and action cache (the CAS in `storage_dir` if given). `jwt_secret`: requests
+    need an HS256 token signed with it (`token()`); `tls`: a Certificates, served over
+    TLS and, with `mutual`, asking for client certificates signed by its CA;
+    `updates=False`: a read-only action cache."""
 
     def __init__(self, bgd: Path, workdir: Path, instance: str = "", jwt_secret: str | None = None,
                  tls: Certificates | None = None, mutual: bool = False,
@@ -260,7 +262,8 @@ def nginx_binary() -> str | None:
 class Nginx:
     """nginx serving and taking PUTs under /cache/ (its files: `files`), and the same
     files read-only and slowly (`slow_rate` a second) under /slow/. `htpasswd`: basic
-    auth; `bearer`: requests need that token; `tls`: HTTPS (and, with `mutual`, client certificates signed by its CA)."""
+    auth; `bearer`: requests need that token; `tls`: HTTPS (and, with `mutual`, client
+    certificates signed by its CA)."""
 
     def __init__(self, nginx: str, d: Path, htpasswd: Path | None = None,
                  tls: Certificates | None = None, mutual: bool = False,
