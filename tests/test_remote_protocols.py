@@ -9,6 +9,7 @@ message."""
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 import tracemalloc
@@ -82,7 +83,13 @@ def nginx(nginx_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory) -> Certificates:
+    needs_openssl()
     return Certificates(tmp_path_factory.mktemp("certs"))
+
+
+def needs_openssl() -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (.ci/setup installs it)")
 
 
 @pytest.fixture(params=["grpc", "http"])
@@ -489,6 +496,7 @@ def test_grpcs_with_a_ca_bundle_and_a_client_certificate(bgd, certificates, tmp_
 
 
 def test_basic_auth_from_the_url_or_the_environment(nginx_path, tmp_path):
+    needs_openssl()
     password = "pa55-w0rd-for-tests"
     server = Nginx(nginx_path, tmp_path / "nginx",
                    htpasswd=htpasswd(tmp_path / "htpasswd", "ci", password))
